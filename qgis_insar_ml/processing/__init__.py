@@ -1,0 +1,1 @@
+"""The Processing provider ``insarml`` and its algorithms (thin layers over ``core``)."""
