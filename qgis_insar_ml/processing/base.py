@@ -37,7 +37,7 @@ class FeedbackProgress:
 
 
 class InsarMlAlgorithm(QgsProcessingAlgorithm):
-    """Base class: subclasses set the class attributes and implement :meth:`run`."""
+    """Base class: subclasses set the class attributes and implement :meth:`execute`."""
 
     algorithm_id = ""
     display_name = ""
@@ -68,13 +68,13 @@ class InsarMlAlgorithm(QgsProcessingAlgorithm):
     def processAlgorithm(self, parameters: dict, context: QgsProcessingContext,  # noqa: N802
                          feedback: QgsProcessingFeedback) -> dict[str, Any]:
         try:
-            return self.run(parameters, context, FeedbackProgress(feedback))
+            return self.execute(parameters, context, FeedbackProgress(feedback))
         except InsarMlError as exc:
             raise QgsProcessingException(str(exc)) from None
         except Cancelled:
             raise QgsProcessingException("Cancelled by the user: no output was written.") from None
 
-    def run(self, parameters: dict, context: QgsProcessingContext, progress: FeedbackProgress) -> dict[str, Any]:
+    def execute(self, parameters: dict, context: QgsProcessingContext, progress: FeedbackProgress) -> dict[str, Any]:
         raise NotImplementedError
 
     # Parameter helpers shared by the algorithms.

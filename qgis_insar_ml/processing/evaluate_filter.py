@@ -35,7 +35,7 @@ class EvaluateFilterAlgorithm(InsarMlAlgorithm):
         for name in METRIC_NAMES:
             self.addOutput(QgsProcessingOutputNumber(name, name.replace("_", " ").capitalize()))
 
-    def run(self, parameters, context, progress):
+    def execute(self, parameters, context, progress):
         paths = {name: self.raster_path(parameters, name, context) for name in INPUTS}
         metrics = evaluate_rasters(*paths.values(), progress=progress)
         for name, value in metrics.items():

@@ -24,10 +24,11 @@ class FilterBoxcarAlgorithm(InsarMlAlgorithm):
         self.addParameter(QgsProcessingParameterNumber("WINDOW", "Window size [px, odd]",
                                                        QgsProcessingParameterNumber.Integer, 5, minValue=3, maxValue=101))
         self.add_tiling_parameters(None)
-        self.addParameter(QgsProcessingParameterRasterDestination("OUTPUT_PHASE", "Filtered phase"))
-        self.addParameter(QgsProcessingParameterRasterDestination("OUTPUT_COHERENCE", "Coherence"))
+        for name, description in (("OUTPUT_PHASE", "Filtered phase"), ("OUTPUT_COHERENCE", "Coherence")):
+            self.addParameter(QgsProcessingParameterRasterDestination(name, description, optional=True,
+                                                                      createByDefault=True))
 
-    def run(self, parameters, context, progress):
+    def execute(self, parameters, context, progress):
         tile_size, overlap = self.tiling(parameters, context)
         return filter_boxcar_raster(
             interferogram_source(self, parameters, context),

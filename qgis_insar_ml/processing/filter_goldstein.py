@@ -35,7 +35,7 @@ class FilterGoldsteinAlgorithm(InsarMlAlgorithm):
         self.addParameter(QgsProcessingParameterRasterDestination("OUTPUT_COHERENCE", "Coherence (boxcar)",
                                                                   optional=True, createByDefault=False))
 
-    def run(self, parameters, context, progress):
+    def execute(self, parameters, context, progress):
         tile_size, overlap = self.tiling(parameters, context)
         return filter_goldstein_raster(
             interferogram_source(self, parameters, context),

@@ -41,9 +41,10 @@ class SimulatePairAlgorithm(InsarMlAlgorithm):
         self.addParameter(QgsProcessingParameterNumber("SEED", "Random seed", QgsProcessingParameterNumber.Integer,
                                                        0, minValue=0))
         for name, (description, _, _) in SIMULATION_OUTPUTS.items():
-            self.addParameter(QgsProcessingParameterRasterDestination(name, description[0].upper() + description[1:]))
+            self.addParameter(QgsProcessingParameterRasterDestination(
+                name, description[0].upper() + description[1:], optional=True, createByDefault=True))
 
-    def run(self, parameters, context, progress):
+    def execute(self, parameters, context, progress):
         destinations = {name: self.parameterAsOutputLayer(parameters, name, context) for name in SIMULATION_OUTPUTS}
         return simulate_pair_rasters(
             self.parameterAsInt(parameters, "WIDTH", context),
