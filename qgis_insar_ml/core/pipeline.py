@@ -8,7 +8,7 @@ import numpy as np
 
 from .errors import InsarMlError
 from .progress import Progress, SilentProgress
-from .raster_io import GridInfo, OutputBand, OutputRaster, OutputSet, Window, provenance
+from .raster_io import GridInfo, OutputBand, OutputRaster, OutputSet, Window, bounded_gdal_cache, provenance
 from .tiling import Block, run_tiled
 
 
@@ -46,7 +46,7 @@ def run_raster_pipeline(
     meta = provenance(algorithm, parameters, model)
     outputs = {name: OutputRaster(path, grid, [OutputBand(specs[name].description, specs[name].complex_values)], meta)
                for name, path in wanted.items()}
-    with OutputSet(outputs) as opened:
+    with bounded_gdal_cache(), OutputSet(outputs) as opened:
         sinks = {name: (specs[name].blend, opened[name].write) for name in wanted}
 
         def flush() -> None:

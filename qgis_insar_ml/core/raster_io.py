@@ -13,9 +13,10 @@ from __future__ import annotations
 
 import json
 import os
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
+from typing import Iterator, Sequence
 
 import numpy as np
 from osgeo import gdal, osr
@@ -27,6 +28,9 @@ gdal.UseExceptions()
 
 COMPLEX_TYPES = (gdal.GDT_CInt16, gdal.GDT_CInt32, gdal.GDT_CFloat32, gdal.GDT_CFloat64)
 MIN_FILTER_SIZE = 3
+# GDAL's default block cache is 5 % of RAM; streaming a large raster through it would fill
+# it with blocks we never read again. Runs cap it at this while they last.
+STREAMING_CACHE_BYTES = 128 * 2**20
 PLUGIN_VERSION_KEY = "INSARML_VERSION"
 
 
@@ -76,6 +80,17 @@ def _open(path: str | os.PathLike, role: str) -> gdal.Dataset:
     if ds is None or ds.RasterCount == 0:
         raise InsarMlError(f"{role}: {path} holds no raster band.")
     return ds
+
+
+@contextmanager
+def bounded_gdal_cache(limit: int = STREAMING_CACHE_BYTES) -> Iterator[None]:
+    """Cap GDAL's block cache during a streamed run, then restore the previous cap."""
+    previous = gdal.GetCacheMax()
+    gdal.SetCacheMax(min(previous, limit))
+    try:
+        yield
+    finally:
+        gdal.SetCacheMax(previous)
 
 
 def grid_of(ds: gdal.Dataset) -> GridInfo:

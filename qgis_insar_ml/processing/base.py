@@ -8,7 +8,6 @@ from qgis.core import (
     QgsProcessingContext,
     QgsProcessingException,
     QgsProcessingFeedback,
-    QgsProcessingParameterDefinition,
     QgsProcessingParameterNumber,
     QgsProcessingParameterRasterLayer,
 )
@@ -16,6 +15,7 @@ from qgis.PyQt.QtGui import QIcon
 
 from ..core.errors import Cancelled, InsarMlError
 from ..paths import icon_path
+from .compat import ADVANCED, INTEGER
 
 
 class FeedbackProgress:
@@ -94,13 +94,13 @@ class InsarMlAlgorithm(QgsProcessingAlgorithm):
         return layer.source()
 
     def add_tiling_parameters(self, default_overlap: int | None) -> None:
-        tile = QgsProcessingParameterNumber("TILE_SIZE", "Tile size [px]", QgsProcessingParameterNumber.Integer,
+        tile = QgsProcessingParameterNumber("TILE_SIZE", "Tile size [px]", INTEGER,
                                             512, minValue=32, maxValue=8192)
         overlap = QgsProcessingParameterNumber(
-            "OVERLAP", "Tile overlap [px] (empty = automatic)", QgsProcessingParameterNumber.Integer,
+            "OVERLAP", "Tile overlap [px] (empty = automatic)", INTEGER,
             default_overlap, optional=True, minValue=0, maxValue=2048)
         for param in (tile, overlap):
-            param.setFlags(param.flags() | QgsProcessingParameterDefinition.FlagAdvanced)
+            param.setFlags(param.flags() | ADVANCED)
             self.addParameter(param)
 
     def optional_int(self, parameters: dict, name: str, context: QgsProcessingContext) -> int | None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 from qgis.core import QgsProcessingParameterNumber, QgsProcessingParameterRasterDestination
 
 from ..core.classical import filter_boxcar_raster
+from .compat import INTEGER
 from .base import InsarMlAlgorithm
 from .inputs import add_interferogram_inputs, interferogram_source
 
@@ -22,7 +23,7 @@ class FilterBoxcarAlgorithm(InsarMlAlgorithm):
     def initAlgorithm(self, config=None):  # noqa: N802
         add_interferogram_inputs(self, slcs=True)
         self.addParameter(QgsProcessingParameterNumber("WINDOW", "Window size [px, odd]",
-                                                       QgsProcessingParameterNumber.Integer, 5, minValue=3, maxValue=101))
+                                                       INTEGER, 5, minValue=3, maxValue=101))
         self.add_tiling_parameters(None)
         for name, description in (("OUTPUT_PHASE", "Filtered phase"), ("OUTPUT_COHERENCE", "Coherence")):
             self.addParameter(QgsProcessingParameterRasterDestination(name, description, optional=True,

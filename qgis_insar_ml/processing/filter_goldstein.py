@@ -4,6 +4,7 @@ from __future__ import annotations
 from qgis.core import QgsProcessingParameterNumber, QgsProcessingParameterRasterDestination
 
 from ..core.classical import filter_goldstein_raster
+from .compat import DOUBLE, INTEGER
 from .base import InsarMlAlgorithm
 from .inputs import add_interferogram_inputs, interferogram_source
 
@@ -22,14 +23,14 @@ class FilterGoldsteinAlgorithm(InsarMlAlgorithm):
     def initAlgorithm(self, config=None):  # noqa: N802
         add_interferogram_inputs(self, slcs=False)
         self.addParameter(QgsProcessingParameterNumber("ALPHA", "Alpha (filter strength, 0–1)",
-                                                       QgsProcessingParameterNumber.Double, 0.5, minValue=0.0, maxValue=1.0))
+                                                       DOUBLE, 0.5, minValue=0.0, maxValue=1.0))
         self.addParameter(QgsProcessingParameterNumber("PATCH_SIZE", "Patch size [px, power of two]",
-                                                       QgsProcessingParameterNumber.Integer, 32, minValue=8, maxValue=256))
+                                                       INTEGER, 32, minValue=8, maxValue=256))
         self.addParameter(QgsProcessingParameterNumber("PATCH_OVERLAP", "Patch overlap [px] (empty = half a patch)",
-                                                       QgsProcessingParameterNumber.Integer, None, optional=True,
+                                                       INTEGER, None, optional=True,
                                                        minValue=0, maxValue=255))
         self.addParameter(QgsProcessingParameterNumber("COHERENCE_WINDOW", "Coherence window [px, odd]",
-                                                       QgsProcessingParameterNumber.Integer, 5, minValue=3, maxValue=101))
+                                                       INTEGER, 5, minValue=3, maxValue=101))
         self.add_tiling_parameters(None)
         self.addParameter(QgsProcessingParameterRasterDestination("OUTPUT_PHASE", "Filtered phase"))
         self.addParameter(QgsProcessingParameterRasterDestination("OUTPUT_COHERENCE", "Coherence (boxcar)",

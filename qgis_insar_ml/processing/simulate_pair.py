@@ -10,6 +10,7 @@ from qgis.core import (
 
 from ..core.simulation_io import SIMULATION_OUTPUTS, simulate_pair_rasters
 from ..core.simulator import FRINGE_AMPLITUDE, MAX_SIZE, NOISE_SIGMA
+from .compat import INTEGER
 from .base import InsarMlAlgorithm
 
 NOISE_LEVELS = list(NOISE_SIGMA)
@@ -32,13 +33,13 @@ class SimulatePairAlgorithm(InsarMlAlgorithm):
     def initAlgorithm(self, config=None):  # noqa: N802
         for name in ("WIDTH", "HEIGHT"):
             self.addParameter(QgsProcessingParameterNumber(
-                name, f"{name.title()} [px]", QgsProcessingParameterNumber.Integer, 1000, minValue=16, maxValue=MAX_SIZE))
+                name, f"{name.title()} [px]", INTEGER, 1000, minValue=16, maxValue=MAX_SIZE))
         self.addParameter(QgsProcessingParameterEnum("NOISE_LEVEL", "Noise level", NOISE_LEVELS,
                                                      defaultValue="S2", usesStaticStrings=True))
         self.addParameter(QgsProcessingParameterEnum("FRINGE_LEVEL", "Fringe level", FRINGE_LEVELS,
                                                      defaultValue="F2", usesStaticStrings=True))
         self.addParameter(QgsProcessingParameterBoolean("STRIPS", "Low-amplitude stripes", True))
-        self.addParameter(QgsProcessingParameterNumber("SEED", "Random seed", QgsProcessingParameterNumber.Integer,
+        self.addParameter(QgsProcessingParameterNumber("SEED", "Random seed", INTEGER,
                                                        0, minValue=0))
         for name, (description, _, _) in SIMULATION_OUTPUTS.items():
             self.addParameter(QgsProcessingParameterRasterDestination(
