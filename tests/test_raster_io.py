@@ -34,7 +34,7 @@ def test_two_real_bands_are_real_and_imaginary(tmp_path):
     np.testing.assert_array_equal(values, SLC)
 
 
-@pytest.mark.parametrize("driver,name", [("ENVI", "ifg.bin"), ("GTiff", "ifg.tif")])
+@pytest.mark.parametrize("driver,name", [("ENVI", "ifg.bin"), ("GTiff", "ifg.tif"), ("ROI_PAC", "ifg.int")])
 def test_formats_and_vrt(tmp_path, driver, name):
     path = write_raster(tmp_path / name, SLC, driver=driver)
     vrt = str(tmp_path / "ifg.vrt")
