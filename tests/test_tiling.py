@@ -11,7 +11,7 @@ from qgis_insar_ml.core.filters import boxcar
 from qgis_insar_ml.core.inputs import InterferogramSource
 from qgis_insar_ml.core.classical import filter_boxcar_raster
 from qgis_insar_ml.core.raster_io import Window
-from qgis_insar_ml.core.tiling import BLEND_COMPLEX, BLEND_PHASE, BLEND_REAL, TileGrid, run_tiled
+from qgis_insar_ml.core.tiling import BLEND_COMPLEX, BLEND_PHASE, BLEND_REAL, TileGrid, per_tile, run_tiled
 
 from conftest import CancelAfter, noisy_fringes, read_band, write_raster
 
@@ -22,7 +22,7 @@ class ArrayBlock:
     valid: np.ndarray
 
 
-def run_on_arrays(arrays: dict[str, tuple[str, np.ndarray]], process, tile_size, overlap, valid=None):
+def run_on_arrays(arrays: dict[str, tuple[str, np.ndarray]], process, tile_size, overlap, valid=None, batch_size=1):
     """Tile in-memory arrays; return the blended outputs."""
     first = next(iter(arrays.values()))[1]
     height, width = first.shape
@@ -37,8 +37,8 @@ def run_on_arrays(arrays: dict[str, tuple[str, np.ndarray]], process, tile_size,
             outputs[name][window.slices] = array
         return write
 
-    run_tiled(height, width, read, process, {n: (kind, sink(n)) for n, (kind, _) in arrays.items()},
-              tile_size, overlap)
+    run_tiled(height, width, read, per_tile(process), {n: (kind, sink(n)) for n, (kind, _) in arrays.items()},
+              tile_size, overlap, batch_size=batch_size)
     return outputs
 
 
@@ -56,6 +56,15 @@ def test_identity_is_bit_exact(shape, tile, overlap):
     assert np.array_equal(out["real"], real)
     assert np.array_equal(out["complex"], cplx)
     assert np.abs(np.angle(np.exp(1j * (out["phase"].astype(np.float64) - phase)))).max() < 1e-6
+
+
+def test_batches_of_tiles_give_the_same_result():
+    rng = np.random.default_rng(4)
+    real = rng.standard_normal((211, 190)).astype(np.float32)
+    smooth = lambda block, _: {"v": block.values["v"] * 2 + 1}  # noqa: E731
+    one = run_on_arrays({"v": (BLEND_REAL, real)}, smooth, 64, 8)
+    many = run_on_arrays({"v": (BLEND_REAL, real)}, smooth, 64, 8, batch_size=5)
+    assert np.array_equal(one["v"], many["v"]) and np.array_equal(one["v"], real * 2 + 1)
 
 
 def test_every_pixel_is_covered_by_exactly_one_core():
@@ -101,6 +110,17 @@ def test_invalid_pixels_become_nan_and_carry_no_weight():
     out = run_on_arrays({"v": (BLEND_REAL, values)}, lambda block, _: block.values, 48, 8, valid)
     assert np.isnan(out["v"][~valid]).all()
     assert np.array_equal(out["v"][valid], values[valid])
+
+
+@pytest.mark.parametrize("align", [2, 4])
+def test_aligned_grid_starts_tiles_on_the_lattice(align):
+    grid = TileGrid(1001, 515, 96, 13, align)
+    cover = np.zeros((1001, 515), int)
+    for _, _, tile in grid.tiles():
+        assert tile.read.row0 % align == 0 and tile.read.col0 % align == 0
+        assert tile.core.row0 % align == 0 and tile.core.col0 % align == 0
+        cover[tile.core.slices] += 1
+    assert (cover == 1).all()
 
 
 def test_bad_tiling_settings_are_explained():

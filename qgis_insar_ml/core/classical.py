@@ -8,7 +8,7 @@ from .inputs import InterferogramBlock, InterferogramSource
 from .pipeline import OutputSpec, run_raster_pipeline
 from .progress import Progress
 from .raster_io import Window
-from .tiling import BLEND_PHASE, BLEND_REAL
+from .tiling import BLEND_PHASE, BLEND_REAL, per_tile
 
 PHASE = OutputSpec("filtered interferometric phase [rad], reference*conj(secondary)", BLEND_PHASE)
 COHERENCE = OutputSpec("coherence magnitude [0-1]", BLEND_REAL)
@@ -16,9 +16,10 @@ DEFAULT_TILE_SIZE = 512
 
 
 def filter_boxcar_raster(source: InterferogramSource, window: int = 5, output_phase: str | None = None,
-                         output_coherence: str | None = None, tile_size: int = DEFAULT_TILE_SIZE,
+                         output_coherence: str | None = None, tile_size: int | None = None,
                          overlap: int | None = None, progress: Progress | None = None) -> dict[str, str]:
     """Moving-average phase and maximum-likelihood coherence (DeepInSAR eq. 5)."""
+    tile_size = tile_size or DEFAULT_TILE_SIZE
     overlap = max(16, 2 * (window // 2)) if overlap is None else overlap
 
     def process(block: InterferogramBlock, _: Window) -> dict[str, np.ndarray]:
@@ -26,7 +27,7 @@ def filter_boxcar_raster(source: InterferogramSource, window: int = 5, output_ph
         return {"OUTPUT_PHASE": np.angle(filtered), "OUTPUT_COHERENCE": coherence}
 
     return run_raster_pipeline(
-        source.grid, source.read, process, {"OUTPUT_PHASE": PHASE, "OUTPUT_COHERENCE": COHERENCE},
+        source.grid, source.read, per_tile(process), {"OUTPUT_PHASE": PHASE, "OUTPUT_COHERENCE": COHERENCE},
         {"OUTPUT_PHASE": output_phase, "OUTPUT_COHERENCE": output_coherence},
         "insarml:filter_boxcar", {"WINDOW": window, "TILE_SIZE": tile_size, "OVERLAP": overlap},
         tile_size, overlap, progress)
@@ -35,9 +36,10 @@ def filter_boxcar_raster(source: InterferogramSource, window: int = 5, output_ph
 def filter_goldstein_raster(source: InterferogramSource, alpha: float = 0.5, patch_size: int = 32,
                             patch_overlap: int | None = None, output_phase: str | None = None,
                             output_coherence: str | None = None, coherence_window: int = 5,
-                            tile_size: int = DEFAULT_TILE_SIZE, overlap: int | None = None,
+                            tile_size: int | None = None, overlap: int | None = None,
                             progress: Progress | None = None) -> dict[str, str]:
     """Goldstein–Baran adaptive filter; optionally a boxcar coherence beside it."""
+    tile_size = tile_size or DEFAULT_TILE_SIZE
     overlap = patch_size if overlap is None else overlap
 
     def process(block: InterferogramBlock, window: Window) -> dict[str, np.ndarray]:
@@ -50,7 +52,7 @@ def filter_goldstein_raster(source: InterferogramSource, alpha: float = 0.5, pat
         return out
 
     return run_raster_pipeline(
-        source.grid, source.read, process, {"OUTPUT_PHASE": PHASE, "OUTPUT_COHERENCE": COHERENCE},
+        source.grid, source.read, per_tile(process), {"OUTPUT_PHASE": PHASE, "OUTPUT_COHERENCE": COHERENCE},
         {"OUTPUT_PHASE": output_phase, "OUTPUT_COHERENCE": output_coherence},
         "insarml:filter_goldstein",
         {"ALPHA": alpha, "PATCH_SIZE": patch_size, "PATCH_OVERLAP": patch_overlap,

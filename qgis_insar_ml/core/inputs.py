@@ -53,6 +53,13 @@ class InterferogramSource:
         """True when the SLC amplitudes are known (SLC pair, or amplitudes given)."""
         return self._slc1 is not None or self._amp1 is not None
 
+    def amplitude_sample(self, max_pixels: int = 2**20) -> tuple[np.ndarray, np.ndarray]:
+        """Decimated amplitudes of the whole raster (for normalisation statistics)."""
+        pair = (self._amp1, self._amp2) if self._amp1 is not None else (self._slc1, self._slc2)
+        if pair[0] is None:
+            raise InsarMlError("These inputs carry no amplitudes (give the SLCs or both amplitude rasters).")
+        return pair[0].read_sample(max_pixels), pair[1].read_sample(max_pixels)
+
     def read(self, window: Window) -> InterferogramBlock:
         p1 = p2 = None
         if self._slc1 is not None:

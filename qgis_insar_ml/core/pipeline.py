@@ -4,12 +4,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Callable, Mapping
 
-import numpy as np
-
 from .errors import InsarMlError
 from .progress import Progress, SilentProgress
 from .raster_io import GridInfo, OutputBand, OutputRaster, OutputSet, Window, bounded_gdal_cache, provenance
-from .tiling import Block, run_tiled
+from .tiling import Block, Process, run_tiled
 
 
 @dataclass(frozen=True)
@@ -24,7 +22,7 @@ class OutputSpec:
 def run_raster_pipeline(
     grid: GridInfo,
     read: Callable[[Window], Block],
-    process: Callable[[Block, Window], Mapping[str, np.ndarray]],
+    process: Process,
     specs: Mapping[str, OutputSpec],
     destinations: Mapping[str, str | None],
     algorithm: str,
@@ -33,6 +31,8 @@ def run_raster_pipeline(
     overlap: int,
     progress: Progress | None = None,
     model: str | None = None,
+    batch_size: int = 1,
+    align: int = 1,
 ) -> dict[str, str]:
     """Tile ``process`` over the raster and write the requested outputs.
 
@@ -53,7 +53,8 @@ def run_raster_pipeline(
             for out in opened.values():
                 out.flush()
 
-        valid = run_tiled(grid.height, grid.width, read, process, sinks, tile_size, overlap, progress, flush)
+        valid = run_tiled(grid.height, grid.width, read, process, sinks, tile_size, overlap, progress, flush,
+                          batch_size, align)
         if valid == 0:
             raise InsarMlError("The input has no valid pixel (everything is no-data). Check the input and its no-data value.")
         return OutputSet(opened).commit(progress)

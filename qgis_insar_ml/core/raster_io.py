@@ -156,6 +156,21 @@ class InputRaster:
         return values, valid
 
 
+    def read_sample(self, max_pixels: int = 2**20) -> np.ndarray:
+        """The whole raster decimated to at most ``max_pixels`` (nearest), magnitudes of
+        complex values, non-finite and masked pixels as NaN: for whole-raster statistics."""
+        g = self.grid
+        step = max(1.0, (g.width * g.height / max_pixels) ** 0.5)
+        cols, rows = max(1, int(g.width / step)), max(1, int(g.height / step))
+        raw = [b.ReadAsArray(buf_xsize=cols, buf_ysize=rows).astype(np.complex64 if self.is_complex else np.float32)
+               for b in self._bands]
+        values = np.abs(raw[0] + 1j * raw[1]) if len(raw) == 2 else np.abs(raw[0])
+        for band, masked in zip(self._bands, self._masked):
+            if masked:
+                values[band.GetMaskBand().ReadAsArray(buf_xsize=cols, buf_ysize=rows) == 0] = np.nan
+        return values.astype(np.float32)
+
+
 def check_same_grid(rasters: Sequence[InputRaster]) -> GridInfo:
     """All inputs must share size, CRS and geotransform; return that grid."""
     first = rasters[0]

@@ -90,12 +90,16 @@ class _Axis:
         return np.clip(w, 0.0, 1.0)
 
 
-def _axis(size: int, tile_size: int, overlap: int) -> _Axis:
-    core = tile_size - 2 * overlap
-    n = max(1, math.ceil(size / core))
-    bounds = [round(i * size / n) for i in range(n + 1)]
+def _axis(size: int, tile_size: int, overlap: int, align: int = 1) -> _Axis:
+    """Nearly equal cores; with ``align`` > 1 every core bound and read-window start is a
+    multiple of it (networks that pixel-unshuffle by ``align`` are shift-invariant only
+    on that lattice)."""
+    halo = align * math.ceil(overlap / align)
+    core = tile_size - 2 * halo
+    n = max(1, min(math.ceil(size / core), size // align))
+    bounds = [align * round(i * size / n / align) for i in range(n)] + [size]
     seam = overlap // 4 if n > 1 else 0
-    return _Axis(bounds, seam, overlap, size)
+    return _Axis(bounds, seam, halo, size)
 
 
 def check_tiling(tile_size: int, overlap: int) -> None:
@@ -119,10 +123,10 @@ class _Cell:
 class TileGrid:
     """The tiles and cells of one raster."""
 
-    def __init__(self, height: int, width: int, tile_size: int = 512, overlap: int = 32):
-        check_tiling(tile_size, overlap)
+    def __init__(self, height: int, width: int, tile_size: int = 512, overlap: int = 32, align: int = 1):
+        check_tiling(tile_size, align * math.ceil(overlap / align))
         self.height, self.width = height, width
-        self._rows, self._cols = _axis(height, tile_size, overlap), _axis(width, tile_size, overlap)
+        self._rows, self._cols = _axis(height, tile_size, overlap, align), _axis(width, tile_size, overlap, align)
         self._row_cells, self._col_cells = self._rows.cells(), self._cols.cells()
 
     @property
@@ -157,60 +161,76 @@ class TileGrid:
 
 
 Sink = Callable[[Window, np.ndarray], None]
+Process = Callable[[list, list[Window]], list[Mapping[str, np.ndarray]]]
+
+
+def per_tile(process: Callable[[Block, Window], Mapping[str, np.ndarray]]) -> Process:
+    """Adapt a one-tile function to the engine's batched interface."""
+    return lambda blocks, windows: [process(b, w) for b, w in zip(blocks, windows)]
 
 
 def run_tiled(
     height: int,
     width: int,
     read: Callable[[Window], Block],
-    process: Callable[[Block, Window], Mapping[str, np.ndarray]],
+    process: Process,
     sinks: Mapping[str, tuple[str, Sink]],
     tile_size: int = 512,
     overlap: int = 32,
     progress: Progress | None = None,
     after_row: Callable[[], None] | None = None,
+    batch_size: int = 1,
+    align: int = 1,
 ) -> int:
     """Run ``process`` over every tile and stream the blended results to ``sinks``.
 
-    ``read(window)`` returns a block with a ``valid`` mask; ``process(block, window)``
-    returns one array per output name, covering the read window. ``sinks`` maps each
-    output name to (blend kind, writer). Invalid input pixels become NaN in every
-    output. Returns the number of valid input pixels seen.
+    ``read(window)`` returns a block with a ``valid`` mask; ``process(blocks, windows)``
+    gets up to ``batch_size`` tiles at once (a GPU fills up on a batch) and returns one
+    mapping per tile, output name → array covering the tile's read window. ``sinks`` maps
+    each output name to (blend kind, writer). Invalid input pixels become NaN in every
+    output. ``align``: see :func:`_axis`. Returns the number of valid input pixels seen.
     """
     progress = progress or SilentProgress()
-    grid = TileGrid(height, width, tile_size, overlap)
+    grid = TileGrid(height, width, tile_size, overlap, align)
     pending: dict[tuple[int, int], _Cell] = {}
     tiles = grid.tiles()
     valid_pixels = 0
-    for done, (ty, tx, tile) in enumerate(tiles):
+    for first in range(0, len(tiles), batch_size):
         check_cancel(progress)
-        block = read(tile.read)
-        core_rel = tile.core.relative_to(tile.read)
-        valid_pixels += int(np.count_nonzero(block.valid[core_rel]))
-        results = process(block, tile.read)
-        for key, window, contributors in grid.cells_of(ty, tx):
-            cell = pending.setdefault(key, _Cell(window, contributors))
-            rel = window.relative_to(tile.read)
-            base = grid.weights(ty, tx, window)
-            valid = block.valid[rel]
-            for name, (kind, _) in sinks.items():
-                values = _to_blend_space(np.asarray(results[name])[rel], kind)
-                ok = valid & np.isfinite(values)
-                w = np.where(ok, base, 0.0)
-                contribution = np.where(ok, values, 0) * w
-                if name in cell.sums:
-                    cell.sums[name] += contribution
-                    cell.weights[name] += w
-                else:
-                    cell.sums[name] = contribution
-                    cell.weights[name] = w
-            cell.remaining -= 1
-            if cell.remaining == 0:
-                _finish(pending.pop(key), sinks)
-        progress.set_progress(100.0 * (done + 1) / len(tiles))
-        if after_row is not None and tx == grid.shape[1] - 1:
-            after_row()
+        group = tiles[first:first + batch_size]
+        blocks = [read(tile.read) for _, _, tile in group]
+        results = process(blocks, [tile.read for _, _, tile in group])
+        for (ty, tx, tile), block, result in zip(group, blocks, results):
+            valid_pixels += int(np.count_nonzero(block.valid[tile.core.relative_to(tile.read)]))
+            _blend(grid, ty, tx, tile, block, result, sinks, pending)
+            if after_row is not None and tx == grid.shape[1] - 1:
+                after_row()
+        progress.set_progress(100.0 * (first + len(group)) / len(tiles))
     return valid_pixels
+
+
+def _blend(grid: TileGrid, ty: int, tx: int, tile: Tile, block: Block, results: Mapping[str, np.ndarray],
+           sinks: Mapping[str, tuple[str, Sink]], pending: dict[tuple[int, int], _Cell]) -> None:
+    """Add one tile's weighted results to its cells; write the cells it completes."""
+    for key, window, contributors in grid.cells_of(ty, tx):
+        cell = pending.setdefault(key, _Cell(window, contributors))
+        rel = window.relative_to(tile.read)
+        base = grid.weights(ty, tx, window)
+        valid = block.valid[rel]
+        for name, (kind, _) in sinks.items():
+            values = _to_blend_space(np.asarray(results[name])[rel], kind)
+            ok = valid & np.isfinite(values)
+            w = np.where(ok, base, 0.0)
+            contribution = np.where(ok, values, 0) * w
+            if name in cell.sums:
+                cell.sums[name] += contribution
+                cell.weights[name] += w
+            else:
+                cell.sums[name] = contribution
+                cell.weights[name] = w
+        cell.remaining -= 1
+        if cell.remaining == 0:
+            _finish(pending.pop(key), sinks)
 
 
 def _to_blend_space(values: np.ndarray, kind: str) -> np.ndarray:

@@ -14,6 +14,7 @@ from qgis.core import (
 from qgis.PyQt.QtGui import QIcon
 
 from ..core.errors import Cancelled, InsarMlError
+from ..dependencies import require_torch
 from ..paths import icon_path
 from .compat import ADVANCED, INTEGER
 
@@ -39,6 +40,7 @@ class FeedbackProgress:
 class InsarMlAlgorithm(QgsProcessingAlgorithm):
     """Base class: subclasses set the class attributes and implement :meth:`execute`."""
 
+    needs_torch = False
     algorithm_id = ""
     display_name = ""
     group_name = ""
@@ -68,11 +70,13 @@ class InsarMlAlgorithm(QgsProcessingAlgorithm):
     def processAlgorithm(self, parameters: dict, context: QgsProcessingContext,  # noqa: N802
                          feedback: QgsProcessingFeedback) -> dict[str, Any]:
         try:
+            if self.needs_torch:
+                require_torch()
             return self.execute(parameters, context, FeedbackProgress(feedback))
         except InsarMlError as exc:
             raise QgsProcessingException(str(exc)) from None
-        except Cancelled:
-            raise QgsProcessingException("Cancelled by the user: no output was written.") from None
+        except Cancelled as exc:
+            raise QgsProcessingException(f"{exc} No output was written.") from None
 
     def execute(self, parameters: dict, context: QgsProcessingContext, progress: FeedbackProgress) -> dict[str, Any]:
         raise NotImplementedError
@@ -93,15 +97,18 @@ class InsarMlAlgorithm(QgsProcessingAlgorithm):
                                f"{layer.providerType()}). Save it as a GeoTIFF first.")
         return layer.source()
 
-    def add_tiling_parameters(self, default_overlap: int | None) -> None:
-        tile = QgsProcessingParameterNumber("TILE_SIZE", "Tile size [px]", INTEGER,
-                                            512, minValue=32, maxValue=8192)
-        overlap = QgsProcessingParameterNumber(
-            "OVERLAP", "Tile overlap [px] (empty = automatic)", INTEGER,
-            default_overlap, optional=True, minValue=0, maxValue=2048)
-        for param in (tile, overlap):
-            param.setFlags(param.flags() | ADVANCED)
-            self.addParameter(param)
+    def add_advanced_int(self, name: str, description: str, default: int | None, minimum: int,
+                         maximum: int) -> None:
+        """An advanced integer parameter; an empty default means "automatic"."""
+        param = QgsProcessingParameterNumber(name, description, INTEGER, default, optional=default is None,
+                                             minValue=minimum, maxValue=maximum)
+        param.setFlags(param.flags() | ADVANCED)
+        self.addParameter(param)
+
+    def add_tiling_parameters(self, tile_size: int | None = 512) -> None:
+        self.add_advanced_int("TILE_SIZE", "Tile size [px]" + (" (empty = automatic)" if tile_size is None else ""),
+                              tile_size, 32, 16384)
+        self.add_advanced_int("OVERLAP", "Tile overlap [px] (empty = automatic)", None, 0, 4096)
 
     def optional_int(self, parameters: dict, name: str, context: QgsProcessingContext) -> int | None:
         """An integer parameter whose empty value means "automatic"."""
@@ -109,5 +116,5 @@ class InsarMlAlgorithm(QgsProcessingAlgorithm):
             return None
         return self.parameterAsInt(parameters, name, context)
 
-    def tiling(self, parameters: dict, context: QgsProcessingContext) -> tuple[int, int | None]:
-        return self.parameterAsInt(parameters, "TILE_SIZE", context), self.optional_int(parameters, "OVERLAP", context)
+    def tiling(self, parameters: dict, context: QgsProcessingContext) -> tuple[int | None, int | None]:
+        return self.optional_int(parameters, "TILE_SIZE", context), self.optional_int(parameters, "OVERLAP", context)

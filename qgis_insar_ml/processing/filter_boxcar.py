@@ -24,7 +24,7 @@ class FilterBoxcarAlgorithm(InsarMlAlgorithm):
         add_interferogram_inputs(self, slcs=True)
         self.addParameter(QgsProcessingParameterNumber("WINDOW", "Window size [px, odd]",
                                                        INTEGER, 5, minValue=3, maxValue=101))
-        self.add_tiling_parameters(None)
+        self.add_tiling_parameters()
         for name, description in (("OUTPUT_PHASE", "Filtered phase"), ("OUTPUT_COHERENCE", "Coherence")):
             self.addParameter(QgsProcessingParameterRasterDestination(name, description, optional=True,
                                                                       createByDefault=True))

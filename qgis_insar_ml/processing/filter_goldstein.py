@@ -31,7 +31,7 @@ class FilterGoldsteinAlgorithm(InsarMlAlgorithm):
                                                        minValue=0, maxValue=255))
         self.addParameter(QgsProcessingParameterNumber("COHERENCE_WINDOW", "Coherence window [px, odd]",
                                                        INTEGER, 5, minValue=3, maxValue=101))
-        self.add_tiling_parameters(None)
+        self.add_tiling_parameters()
         self.addParameter(QgsProcessingParameterRasterDestination("OUTPUT_PHASE", "Filtered phase"))
         self.addParameter(QgsProcessingParameterRasterDestination("OUTPUT_COHERENCE", "Coherence (boxcar)",
                                                                   optional=True, createByDefault=False))

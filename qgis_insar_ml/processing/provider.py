@@ -5,12 +5,15 @@ from qgis.core import QgsProcessingProvider
 from qgis.PyQt.QtGui import QIcon
 
 from ..paths import icon_path
+from .deepinsar_filter import DeepInsarFilterAlgorithm
+from .deepinsar_train import DeepInsarTrainAlgorithm
 from .evaluate_filter import EvaluateFilterAlgorithm
 from .filter_boxcar import FilterBoxcarAlgorithm
 from .filter_goldstein import FilterGoldsteinAlgorithm
 from .simulate_pair import SimulatePairAlgorithm
 
-ALGORITHMS = (SimulatePairAlgorithm, FilterBoxcarAlgorithm, FilterGoldsteinAlgorithm, EvaluateFilterAlgorithm)
+ALGORITHMS = (SimulatePairAlgorithm, FilterBoxcarAlgorithm, FilterGoldsteinAlgorithm, EvaluateFilterAlgorithm,
+              DeepInsarFilterAlgorithm, DeepInsarTrainAlgorithm)
 
 
 class InsarMlProvider(QgsProcessingProvider):

@@ -1,0 +1,79 @@
+"""Headless command line: ``python -m qgis_insar_ml train-deepinsar ...``.
+
+Runs the same core code as the Processing algorithms, without QGIS, e.g. on a GPU
+server; under ``torchrun --nproc_per_node N`` it trains with DistributedDataParallel.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from .core.errors import Cancelled, InsarMlError
+
+
+def _train_deepinsar(args: argparse.Namespace) -> None:
+    from dataclasses import replace
+
+    from .core.deepinsar.model import DEFAULT_CONFIG, PAPER_CONFIG
+    from .core.deepinsar.training import TrainSettings, train_deepinsar
+
+    teacher = None
+    if args.reference_phase:
+        teacher = {"interferogram": args.interferogram, "slc_reference": args.slc_reference,
+                   "slc_secondary": args.slc_secondary, "amplitude_reference": args.amplitude_reference,
+                   "amplitude_secondary": args.amplitude_secondary, "reference_phase": args.reference_phase,
+                   "reference_coherence": args.reference_coherence}
+    architecture = PAPER_CONFIG if args.architecture == "paper" else DEFAULT_CONFIG
+    if args.growth or args.dilations:
+        architecture = replace(architecture, **({"growth": args.growth} if args.growth else {}),
+                               **({"dilations": tuple(args.dilations)} if args.dilations else {}))
+    settings = TrainSettings(
+        output=args.output, in_channels=2 if args.phase_only else 4, architecture=architecture, steps=args.steps,
+        batch_size=args.batch_size, patch_size=args.patch_size, learning_rate=args.lr, seed=args.seed,
+        checkpoint=args.checkpoint, checkpoint_every=args.checkpoint_every, validate_every=args.validate_every,
+        patience=args.patience, resume=args.resume, device=args.device, teacher=teacher,
+        binarize_coherence=not args.soft_coherence)
+    result = train_deepinsar(settings, log=lambda message: print(message, flush=True))
+    print(json.dumps({"model": result.model, "steps": result.steps_done,
+                      "best_validation_loss": result.best_validation_loss, "stopped_early": result.stopped_early}))
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m qgis_insar_ml", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    commands = parser.add_subparsers(dest="command", required=True)
+    train = commands.add_parser("train-deepinsar", help="train a DeepInSAR model (simulator or teacher-student)")
+    train.add_argument("--output", required=True, help="model file to write (.safetensors + .json card)")
+    train.add_argument("--phase-only", action="store_true", help="the [cos, sin] variant for products without amplitudes")
+    train.add_argument("--architecture", choices=("default", "paper"), default="default")
+    train.add_argument("--growth", type=int, help="override the dense growth rate")
+    train.add_argument("--dilations", type=int, nargs="+", help="override the dense layers' dilations")
+    train.add_argument("--steps", type=int, default=2000)
+    train.add_argument("--batch-size", type=int, default=16)
+    train.add_argument("--patch-size", type=int, default=128)
+    train.add_argument("--lr", type=float, default=1e-3)
+    train.add_argument("--seed", type=int, default=0)
+    train.add_argument("--checkpoint", help="checkpoint file (default: <output>.ckpt.pt)")
+    train.add_argument("--checkpoint-every", type=int, default=200)
+    train.add_argument("--validate-every", type=int, default=100)
+    train.add_argument("--patience", type=int, default=10, help="validation rounds without improvement")
+    train.add_argument("--resume", action="store_true", help="continue from the checkpoint")
+    train.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
+    teacher = train.add_argument_group("teacher-student mode (real data)")
+    for name in ("interferogram", "slc-reference", "slc-secondary", "amplitude-reference", "amplitude-secondary",
+                 "reference-phase", "reference-coherence"):
+        teacher.add_argument(f"--{name}")
+    teacher.add_argument("--soft-coherence", action="store_true", help="do not threshold the reference coherence at 0.5")
+    train.set_defaults(run=_train_deepinsar)
+    args = parser.parse_args(argv)
+    try:
+        args.run(args)
+    except (InsarMlError, Cancelled) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,257 @@
+"""Training DeepInSAR: simulator or teacher–student, resumable, early-stopped, DDP-ready.
+
+One loop serves the Processing algorithm, the CLI and ``torchrun``: it reports to a
+:class:`~..progress.Progress`, checks cancel every step (cancel saves a checkpoint), and
+under ``torchrun`` wraps the network in DistributedDataParallel (gloo on CPU, NCCL on
+GPU). Checkpoints are plain tensors and numbers, read back with
+``torch.load(weights_only=True)``; the finished model is the best validation state,
+written as safetensors with its card.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import math
+import os
+import time
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+from typing import Callable
+
+import torch
+import torch.nn.functional as F
+
+from ..errors import Cancelled, InsarMlError
+from ..inputs import InterferogramSource
+from ..progress import Progress, SilentProgress
+from .data import Batch, SimulatedPatches, TeacherPatches
+from .model import DEFAULT_CONFIG, DeepInsarConfig, DeepInsarNet, restore
+from .modelfile import save_model
+
+
+@dataclass
+class TrainSettings:
+    output: str                            # model file to write (.safetensors)
+    in_channels: int = 4                   # 4 = phase + amplitudes, 2 = phase only
+    architecture: DeepInsarConfig | None = None  # None: the default configuration
+    steps: int = 2000
+    batch_size: int = 16
+    patch_size: int = 128
+    learning_rate: float = 1e-3            # Adam, as the paper
+    warmup_steps: int = 100                # then cosine decay to 5 % of the rate
+    seed: int = 0
+    checkpoint: str | None = None          # default: <output>.ckpt.pt
+    checkpoint_every: int = 200
+    validate_every: int = 100
+    patience: int = 10                     # validation rounds without improvement before stopping
+    resume: bool = False
+    device: str = "auto"
+    coherence_weight: float = 1.0
+    teacher: dict | None = None            # InterferogramSource kwargs + reference_phase/reference_coherence
+    binarize_coherence: bool = True        # teacher mode: threshold the reference coherence at 0.5
+    validation_per_config: int = 2
+
+    def config(self) -> DeepInsarConfig:
+        return replace(self.architecture or DEFAULT_CONFIG, in_channels=self.in_channels)
+
+    def checkpoint_path(self) -> Path:
+        return Path(self.checkpoint or f"{Path(self.output).with_suffix('')}.ckpt.pt")
+
+
+@dataclass
+class TrainResult:
+    model: str
+    steps_done: int
+    best_validation_loss: float
+    history: list[dict] = field(default_factory=list)
+    stopped_early: bool = False
+
+
+def pick_device(name: str = "auto", rank: int = 0) -> torch.device:
+    """``auto``: the GPU when there is one, else the CPU; ``cuda:N`` must exist."""
+    if name in ("", "auto"):
+        return torch.device(f"cuda:{rank % torch.cuda.device_count()}" if torch.cuda.is_available() else "cpu")
+    device = torch.device(name)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise InsarMlError(f"DEVICE {name} was asked for, but this torch sees no CUDA GPU "
+                           f"(torch {torch.__version__}). Use 'auto' or 'cpu'.")
+    if device.type == "cuda" and (device.index or 0) >= torch.cuda.device_count():
+        raise InsarMlError(f"DEVICE {name}: only {torch.cuda.device_count()} GPU(s) are visible.")
+    return device
+
+
+def _tensors(batch: Batch, device: torch.device) -> tuple[torch.Tensor, ...]:
+    obs, clean, coh, weight = (torch.from_numpy(a).to(device) for a in
+                               (batch.observation, batch.clean, batch.coherence, batch.weight))
+    return obs.contiguous(memory_format=torch.channels_last), clean, coh, weight
+
+
+def losses(net: torch.nn.Module, batch: Batch, device: torch.device, coherence_weight: float,
+           ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, tuple[torch.Tensor, ...]]:
+    """(total, phase, coherence) losses, eq. 9 on the residual and eq. 11 on the logits,
+    plus the (observation, residual, logits) they came from."""
+    obs, clean, coh, weight = _tensors(batch, device)
+    residual, logits = net(obs)
+    norm = weight.sum().clamp_min(1.0)
+    phase = 0.5 * (((residual - (obs[:, :2] - clean)) ** 2) * weight).sum() / norm
+    coherence = (F.binary_cross_entropy_with_logits(logits, coh, reduction="none") * weight).sum() / norm
+    return phase + coherence_weight * coherence, phase, coherence, (obs, residual, logits)
+
+
+@torch.no_grad()
+def validation_metrics(net: torch.nn.Module, batch: Batch, device: torch.device,
+                       coherence_weight: float) -> dict[str, float]:
+    """Validation loss, phase RMSE [rad] and coherence RMSE, in mini-batches."""
+    net.eval()
+    sums = {"loss": 0.0, "phase": 0.0, "coherence": 0.0}
+    n = batch.observation.shape[0]
+    for i in range(0, n, 8):
+        part = Batch(*(a[i:i + 8] for a in (batch.observation, batch.clean, batch.coherence, batch.weight)))
+        loss, _, _, (obs, residual, logits) = losses(net, part, device, coherence_weight)
+        phase, _ = restore(obs, residual)
+        truth = torch.atan2(torch.from_numpy(part.clean[:, 1]), torch.from_numpy(part.clean[:, 0])).to(device)
+        err = torch.remainder(phase - truth + math.pi, 2 * math.pi) - math.pi
+        coh_err = torch.sigmoid(logits) - torch.from_numpy(part.coherence).to(device)
+        k = part.observation.shape[0]
+        sums["loss"] += float(loss) * k
+        sums["phase"] += float((err ** 2).mean()) * k
+        sums["coherence"] += float((coh_err ** 2).mean()) * k
+    net.train()
+    return {"loss": sums["loss"] / n, "phase_rmse": math.sqrt(sums["phase"] / n),
+            "coherence_rmse": math.sqrt(sums["coherence"] / n)}
+
+
+def learning_rate(settings: TrainSettings, step: int) -> float:
+    if step < settings.warmup_steps:
+        return settings.learning_rate * (step + 1) / settings.warmup_steps
+    progress = (step - settings.warmup_steps) / max(1, settings.steps - settings.warmup_steps)
+    return settings.learning_rate * (0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * min(1.0, progress))))
+
+
+def _distributed() -> tuple[int, int]:
+    """(rank, world size); starts the process group under torchrun."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world > 1 and not torch.distributed.is_initialized():
+        backend = "nccl" if torch.cuda.is_available() else "gloo"
+        torch.distributed.init_process_group(backend)
+    return (torch.distributed.get_rank(), world) if world > 1 else (0, 1)
+
+
+def train_deepinsar(settings: TrainSettings, progress: Progress | None = None,
+                    log: Callable[[str], None] = print) -> TrainResult:
+    """Train (or resume training) a DeepInSAR model and write it to ``settings.output``."""
+    progress = progress or SilentProgress()
+    rank, world = _distributed()
+    device = pick_device(settings.device, rank)
+    torch.manual_seed(settings.seed)
+    config = settings.config()
+    net = DeepInsarNet(config).to(device).to(memory_format=torch.channels_last)
+    optimizer = torch.optim.Adam(net.parameters(), lr=settings.learning_rate)
+    data = _data(settings)
+    validation = data.validation(settings.validation_per_config)
+    state = _load_checkpoint(settings, net, optimizer, log) if settings.resume else None
+    start = state["step"] if state else 0
+    history: list[dict] = state["history"] if state else []
+    best = state["best_loss"] if state else float("inf")
+    best_state = state["best_state"] if state else None
+    bad_rounds = state["bad_rounds"] if state else 0
+    model = torch.nn.parallel.DistributedDataParallel(net) if world > 1 else net
+    per_rank = max(1, math.ceil(settings.batch_size / world))
+    log(f"DeepInSAR training on {device} ({world} process(es)), {sum(p.numel() for p in net.parameters())} "
+        f"parameters, steps {start}→{settings.steps}, batch {per_rank * world} of {settings.patch_size}² patches")
+    net.train()
+    stopped_early = False
+    step = start
+    tic = time.perf_counter()
+    while step < settings.steps:
+        if progress.is_cancelled():
+            _save_checkpoint(settings, rank, net, optimizer, step, history, best, best_state, bad_rounds)
+            raise Cancelled(f"Cancelled at step {step}; checkpoint saved to {settings.checkpoint_path()} "
+                            "(resume from it to continue).")
+        for group in optimizer.param_groups:
+            group["lr"] = learning_rate(settings, step)
+        loss, phase_loss, coherence_loss, _ = losses(model, data.batch(step, per_rank, rank), device,
+                                                     settings.coherence_weight)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        step += 1
+        record = {"step": step, "loss": loss.item(), "phase_loss": phase_loss.item(),
+                  "coherence_loss": coherence_loss.item(), "lr": optimizer.param_groups[0]["lr"]}
+        if step % settings.validate_every == 0 or step == settings.steps:
+            metrics = validation_metrics(net, validation, device, settings.coherence_weight)
+            record.update({f"val_{k}": v for k, v in metrics.items()})
+            rate = (step - start) * per_rank * world / (time.perf_counter() - tic)
+            log(f"step {step}/{settings.steps} loss {loss.item():.4f} val {metrics['loss']:.4f} "
+                f"phase RMSE {metrics['phase_rmse']:.4f} rad, coherence RMSE {metrics['coherence_rmse']:.4f} "
+                f"({rate:.1f} patches/s)")
+            if metrics["loss"] < best:
+                best, bad_rounds = metrics["loss"], 0
+                best_state = {k: v.detach().cpu().clone() for k, v in net.state_dict().items()}
+            else:
+                bad_rounds += 1
+        history.append(record)
+        if step % settings.checkpoint_every == 0:
+            _save_checkpoint(settings, rank, net, optimizer, step, history, best, best_state, bad_rounds)
+        progress.set_progress(100.0 * step / settings.steps)
+        if bad_rounds >= settings.patience:
+            log(f"Early stop at step {step}: no validation improvement in {bad_rounds} rounds.")
+            stopped_early = True
+            break
+    _save_checkpoint(settings, rank, net, optimizer, step, history, best, best_state, bad_rounds)
+    if best_state is None:
+        best_state = {k: v.detach().cpu().clone() for k, v in net.state_dict().items()}
+    model_path = Path(settings.output)
+    if rank == 0:
+        model_path = save_model(best_state, config, _card(settings, step, best), settings.output)
+    if world > 1:
+        torch.distributed.barrier()
+    return TrainResult(str(model_path), step, best, history, stopped_early)
+
+
+def _data(settings: TrainSettings):
+    if settings.teacher is None:
+        return SimulatedPatches(settings.seed, settings.patch_size, settings.in_channels)
+    teacher = dict(settings.teacher)
+    phase, coherence = teacher.pop("reference_phase", None), teacher.pop("reference_coherence", None)
+    if not phase or not coherence:
+        raise InsarMlError("Teacher–student training needs REFERENCE_PHASE and REFERENCE_COHERENCE rasters.")
+    return TeacherPatches(InterferogramSource(**teacher), phase, coherence, settings.seed, settings.patch_size,
+                          settings.in_channels, settings.binarize_coherence)
+
+
+def _card(settings: TrainSettings, steps: int, best: float) -> dict:
+    mode = "teacher-student" if settings.teacher else "simulator (18 configurations S1-S3 x F1-F3 x strips/no strips)"
+    hyper = {k: v for k, v in asdict(settings).items() if k not in ("output", "checkpoint", "teacher", "architecture")}
+    return {"training": {"mode": mode, "steps": steps, "best_validation_loss": best, **hyper,
+                         "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")}}
+
+
+def _save_checkpoint(settings, rank, net, optimizer, step, history, best, best_state, bad_rounds) -> None:
+    if rank != 0:
+        return
+    path = settings.checkpoint_path()
+    tmp = path.with_name(f".{path.name}.partial")
+    torch.save({"step": step, "model": net.state_dict(), "optimizer": optimizer.state_dict(), "history": history,
+                "best_loss": best, "best_state": best_state, "bad_rounds": bad_rounds,
+                "architecture": settings.config().to_dict()}, tmp)
+    os.replace(tmp, path)
+
+
+def _load_checkpoint(settings, net, optimizer, log) -> dict | None:
+    path = settings.checkpoint_path()
+    if not path.is_file():
+        log(f"No checkpoint at {path}: starting from scratch.")
+        return None
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+        if state["architecture"] != settings.config().to_dict():
+            raise InsarMlError(f"The checkpoint {path.name} is for another architecture; it cannot be resumed "
+                               "with these settings.")
+        net.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+    except InsarMlError:
+        raise
+    except Exception as exc:  # a corrupt file or a pickle with anything but tensors and numbers
+        raise InsarMlError(f"Cannot resume from {path}: it is not a valid DeepInSAR checkpoint ({exc}).") from None
+    log(f"Resuming from {path} at step {state['step']}.")
+    return state

@@ -1,0 +1,42 @@
+"""Optional dependencies: the plugin loads without torch and says how to install it."""
+from __future__ import annotations
+
+import importlib
+import os
+import sys
+
+from .core.errors import InsarMlError
+
+TORCH_REQUIREMENTS = ("torch==2.13.0", "safetensors")
+
+
+def python_executable() -> str:
+    """The Python that QGIS runs (inside QGIS, sys.executable may be the QGIS binary)."""
+    exe = sys.executable or ""
+    if "python" in os.path.basename(exe).lower():
+        return exe
+    return "python3"
+
+
+def install_command() -> str:
+    return f"{python_executable()} -m pip install --user {' '.join(TORCH_REQUIREMENTS)}"
+
+
+def missing_torch_packages() -> list[str]:
+    """The deep-learning packages this Python cannot import."""
+    missing = []
+    for name in ("torch", "safetensors"):
+        try:
+            importlib.import_module(name)
+        except ImportError:
+            missing.append(name)
+    return missing
+
+
+def require_torch() -> None:
+    """Raise a clear error naming the install command when torch cannot be imported."""
+    missing = missing_torch_packages()
+    if missing:
+        raise InsarMlError(
+            f"This algorithm needs PyTorch, and this QGIS's Python cannot import {' and '.join(missing)}. "
+            f"Install it with:\n    {install_command()}\nthen restart QGIS.")

@@ -1,0 +1,54 @@
+"""insarml:deepinsar_filter: DeepInSAR phase restoration and coherence, tile by tile."""
+from __future__ import annotations
+
+from qgis.core import (
+    QgsProcessingParameterFile,
+    QgsProcessingParameterRasterDestination,
+    QgsProcessingParameterString,
+)
+
+from .base import InsarMlAlgorithm
+from .inputs import add_interferogram_inputs, interferogram_source
+
+
+class DeepInsarFilterAlgorithm(InsarMlAlgorithm):
+    needs_torch = True
+    algorithm_id = "deepinsar_filter"
+    display_name = "DeepInSAR filter and coherence"
+    group_name = "Deep learning"
+    help_text = (
+        "Restores the interferometric phase and estimates the coherence with a DeepInSAR network (Sun et al.). "
+        "Input: the SLC pair, or INTERFEROGRAM (complex, or phase in radians) with optional amplitudes. MODEL: "
+        "a .safetensors model with its JSON card; empty = the shipped model that fits the inputs (4-channel "
+        "[cos φ, sin φ, Â1, Â2] when amplitudes are known, else the phase-only [cos φ, sin φ] model). DEVICE: "
+        "auto (the GPU when there is one), cpu, cuda or cuda:N; the device used is logged. Rasters of any size "
+        "run tile by tile; the default overlap covers the model's receptive field. OUTPUT_INTERFEROGRAM is "
+        "coherence · exp(i · filtered phase)."
+    )
+
+    def initAlgorithm(self, config=None):  # noqa: N802
+        add_interferogram_inputs(self, slcs=True)
+        self.addParameter(QgsProcessingParameterFile("MODEL", "Model (.safetensors; empty = shipped model)",
+                                                     extension="safetensors", optional=True))
+        self.addParameter(QgsProcessingParameterString("DEVICE", "Device (auto, cpu, cuda, cuda:N)", "auto"))
+        self.add_tiling_parameters(None)
+        self.add_advanced_int("BATCH_SIZE", "Tiles per batch (empty = automatic)", None, 1, 256)
+        for name, description, default in (("OUTPUT_PHASE", "Filtered phase", True),
+                                           ("OUTPUT_COHERENCE", "Coherence", True),
+                                           ("OUTPUT_INTERFEROGRAM", "Filtered interferogram (complex)", False)):
+            self.addParameter(QgsProcessingParameterRasterDestination(name, description, optional=True,
+                                                                      createByDefault=default))
+
+    def execute(self, parameters, context, progress):
+        from ..core.deepinsar.inference import filter_deepinsar_raster
+
+        tile_size, overlap = self.tiling(parameters, context)
+        return filter_deepinsar_raster(
+            interferogram_source(self, parameters, context),
+            self.parameterAsFile(parameters, "MODEL", context) or None,
+            self.parameterAsString(parameters, "DEVICE", context) or "auto",
+            tile_size, overlap, self.optional_int(parameters, "BATCH_SIZE", context),
+            self.parameterAsOutputLayer(parameters, "OUTPUT_PHASE", context),
+            self.parameterAsOutputLayer(parameters, "OUTPUT_COHERENCE", context),
+            self.parameterAsOutputLayer(parameters, "OUTPUT_INTERFEROGRAM", context),
+            progress, progress.info)

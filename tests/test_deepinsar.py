@@ -1,0 +1,224 @@
+"""DeepInSAR core: architecture, normalisation, training, checkpoints, model files, inference."""
+from __future__ import annotations
+
+import os
+import pickle
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from qgis_insar_ml.core.classical import filter_boxcar_raster
+from qgis_insar_ml.core.deepinsar.data import SimulatedPatches
+from qgis_insar_ml.core.deepinsar.inference import filter_deepinsar_raster
+from qgis_insar_ml.core.deepinsar.model import (DEFAULT_CONFIG, PAPER_CONFIG, DeepInsarConfig, DeepInsarNet,
+                                                receptive_field)
+from qgis_insar_ml.core.deepinsar.modelfile import load_model, save_model
+from qgis_insar_ml.core.deepinsar.observation import AmplitudeStats, make_observation, normalize_amplitude
+from qgis_insar_ml.core.deepinsar.training import TrainSettings, train_deepinsar
+from qgis_insar_ml.core.errors import Cancelled, InsarMlError
+from qgis_insar_ml.core.evaluation import evaluate_rasters
+from qgis_insar_ml.core.inputs import InterferogramSource
+from qgis_insar_ml.core.simulator import simulate_pair
+
+from conftest import REPO, CancelAfter, read_band, write_raster
+
+TINY = DeepInsarConfig(stem_channels=4, downsample=2, growth=4, bottleneck=1, dilations=(1, 2), head_channels=4)
+SHIPPED_4CH = REPO / "models" / "deepinsar_4ch.safetensors"
+SHIPPED_PHASE = REPO / "models" / "deepinsar_phase.safetensors"
+
+
+def tiny_settings(tmp_path: Path, **overrides) -> TrainSettings:
+    values = dict(output=str(tmp_path / "tiny.safetensors"), architecture=TINY, steps=6, batch_size=2,
+                  patch_size=32, validate_every=3, checkpoint_every=3, warmup_steps=1, validation_per_config=1,
+                  learning_rate=3e-3)
+    values.update(overrides)
+    return TrainSettings(**values)
+
+
+@pytest.mark.parametrize("config", [TINY, DEFAULT_CONFIG, PAPER_CONFIG])
+def test_forward_shapes_and_receptive_field(config):
+    torch.manual_seed(0)
+    net = DeepInsarNet(config).eval()
+    size = receptive_field(config) + 21  # odd sizes: the net pads and crops internally
+    x = torch.randn(1, config.in_channels, size, size, requires_grad=True)
+    residual, logits = net(x)
+    assert residual.shape == (1, 2, size, size) and logits.shape == (1, 1, size, size)
+    residual[0, 0, size // 2, size // 2].backward()
+    rows, cols = np.nonzero(x.grad[0].abs().sum(0).numpy())
+    width = max(rows.max() - rows.min(), cols.max() - cols.min()) + 1
+    assert width <= receptive_field(config)
+    assert width >= 0.7 * receptive_field(config)
+
+
+def test_amplitude_normalisation_matches_hand_computed_values():
+    amplitude = np.array([1.0, 2.0, 3.0, 4.0, 100.0], np.float32)
+    stats = AmplitudeStats.of(amplitude)
+    assert (stats.median, stats.mad) == (3.0, 1.0)  # median 3, |A-3| = 2,1,0,1,97 -> MAD 1
+    expected = 0.5 * (np.tanh(0.6745 * (amplitude - 3.0) / 1.0 / 7.0) + 1.0)
+    np.testing.assert_allclose(normalize_amplitude(amplitude, stats), expected, rtol=1e-6)
+    assert normalize_amplitude(np.float32(3.0), stats) == pytest.approx(0.5)
+    assert normalize_amplitude(np.float32(100.0), stats) > 0.999  # outliers saturate near 1
+    obs = make_observation(np.zeros((2, 2)), (np.ones((2, 2)), np.ones((2, 2))))
+    assert obs.shape == (4, 2, 2) and np.allclose(obs[0], 1) and np.allclose(obs[1], 0)
+
+
+def test_tiny_model_loss_goes_down(tmp_path):
+    result = train_deepinsar(tiny_settings(tmp_path, steps=30, validate_every=10, patience=100), log=lambda m: None)
+    val = [h["val_loss"] for h in result.history if "val_loss" in h]
+    assert val[-1] < val[0]
+    first, last = np.mean([h["loss"] for h in result.history[:5]]), np.mean([h["loss"] for h in result.history[-5:]])
+    assert last < first
+
+
+def test_checkpoint_resume_continues_history_without_gap(tmp_path):
+    first = train_deepinsar(tiny_settings(tmp_path, steps=6), log=lambda m: None)
+    assert first.steps_done == 6
+    resumed = train_deepinsar(tiny_settings(tmp_path, steps=10, resume=True), log=lambda m: None)
+    assert [h["step"] for h in resumed.history] == list(range(1, 11))
+    assert resumed.history[:6] == first.history
+    net, card = load_model(resumed.model)
+    assert card["training"]["steps"] == 10 and card["receptive_field"] == receptive_field(TINY)
+
+
+def test_cancel_saves_a_checkpoint_and_resume_continues(tmp_path):
+    with pytest.raises(Cancelled, match="checkpoint saved"):
+        train_deepinsar(tiny_settings(tmp_path, steps=50), progress=CancelAfter(4), log=lambda m: None)
+    assert not (tmp_path / "tiny.safetensors").exists()
+    resumed = train_deepinsar(tiny_settings(tmp_path, steps=8, resume=True), log=lambda m: None)
+    assert [h["step"] for h in resumed.history] == list(range(1, 9))
+
+
+def test_simulated_batches_are_reproducible_and_cover_all_configurations():
+    data = SimulatedPatches(seed=3, patch_size=32)
+    a, b = data.batch(5, 18), data.batch(5, 18)
+    assert np.array_equal(a.observation, b.observation)
+    assert not np.array_equal(a.observation, data.batch(6, 18).observation)
+    noise = [float(np.var(o[0] - c[0])) for o, c in zip(a.observation, a.clean)]
+    assert len(set(np.round(noise, 6))) == 18  # 18 different configurations in one batch
+
+
+class Payload:
+    marker = ""
+
+    def __reduce__(self):
+        return (Path.write_text, (Path(self.marker), "executed"))
+
+
+def test_pickled_model_and_checkpoint_never_execute(tmp_path):
+    Payload.marker = str(tmp_path / "pwned")
+    evil = tmp_path / "model.pt"
+    with open(evil, "wb") as f:
+        pickle.dump({"weights": Payload()}, f)
+    with pytest.raises(InsarMlError, match="PyTorch pickle"):
+        load_model(evil)
+    checkpoint = tmp_path / "tiny.ckpt.pt"
+    torch.save({"step": 1, "model": Payload()}, checkpoint)
+    Path(Payload.marker).unlink(missing_ok=True)
+    with pytest.raises(InsarMlError, match="not a valid DeepInSAR checkpoint"):
+        train_deepinsar(tiny_settings(tmp_path, resume=True), log=lambda m: None)
+    assert not Path(Payload.marker).exists()
+
+
+def test_corrupt_and_foreign_model_files_are_rejected(tmp_path):
+    net = DeepInsarNet(TINY)
+    path = save_model(net.state_dict(), TINY, {}, tmp_path / "m.safetensors")
+    path.write_bytes(b"not a safetensors file at all")
+    with pytest.raises(InsarMlError, match="corrupt or not a safetensors file"):
+        load_model(path)
+    (tmp_path / "other.safetensors").write_bytes(b"x")
+    (tmp_path / "other.json").write_text('{"format": "qgis_insar_ml.pdm", "kind": "pdm"}')
+    with pytest.raises(InsarMlError, match="not a DeepInSAR model .*kind 'pdm'"):
+        load_model(tmp_path / "other.safetensors")
+    with pytest.raises(InsarMlError, match="no model card"):
+        (tmp_path / "lonely.safetensors").write_bytes(b"x")
+        load_model(tmp_path / "lonely.safetensors")
+
+
+def _tiny_model(tmp_path: Path, in_channels: int = 4) -> str:
+    torch.manual_seed(1)
+    config = DeepInsarConfig(**{**TINY.to_dict(), "in_channels": in_channels, "dilations": (1, 2)})
+    return str(save_model(DeepInsarNet(config).state_dict(), config, {}, tmp_path / f"tiny{in_channels}.safetensors"))
+
+
+def test_phase_only_input_with_4_channel_model_is_refused(tmp_path):
+    pair = simulate_pair(64, 64, "S1", "F1", False, 0)
+    src = InterferogramSource(interferogram=write_raster(tmp_path / "ifg.tif", pair.interferogram))
+    with pytest.raises(InsarMlError, match="takes phase and amplitudes, but the inputs carry only a phase"):
+        filter_deepinsar_raster(src, _tiny_model(tmp_path, 4), output_phase=str(tmp_path / "p.tif"))
+    assert not (tmp_path / "p.tif").exists()
+
+
+def test_nan_tiles_become_nodata_and_the_rest_is_filtered(tmp_path):
+    pair = simulate_pair(160, 150, "S2", "F1", False, 4)
+    ifg = pair.interferogram.copy()
+    ifg[:70, :80] = np.nan
+    src = InterferogramSource(interferogram=write_raster(tmp_path / "ifg.tif", ifg))
+    out = filter_deepinsar_raster(src, _tiny_model(tmp_path, 2), tile_size=80, overlap=16,
+                                  output_phase=str(tmp_path / "p.tif"), output_coherence=str(tmp_path / "c.tif"))
+    phase, coherence = read_band(out["OUTPUT_PHASE"]), read_band(out["OUTPUT_COHERENCE"])
+    assert np.isnan(phase[:70, :80]).all() and np.isnan(coherence[:70, :80]).all()
+    assert np.isfinite(phase[70:]).all() and ((coherence[70:] >= 0) & (coherence[70:] <= 1)).all()
+
+
+def test_tiled_inference_equals_one_tile_when_overlap_covers_the_receptive_field(tmp_path):
+    pair = simulate_pair(150, 170, "S2", "F2", True, 9)
+    src = InterferogramSource(slc_reference=write_raster(tmp_path / "s1.tif", pair.reference),
+                              slc_secondary=write_raster(tmp_path / "s2.tif", pair.secondary))
+    model = _tiny_model(tmp_path, 4)
+    whole = filter_deepinsar_raster(src, model, tile_size=256, output_phase=str(tmp_path / "whole.tif"))
+    tiled = filter_deepinsar_raster(src, model, tile_size=72, overlap=24, batch_size=3,
+                                    output_phase=str(tmp_path / "tiled.tif"))
+    diff = np.angle(np.exp(1j * (read_band(whole["OUTPUT_PHASE"]) - read_band(tiled["OUTPUT_PHASE"]))))
+    assert np.abs(diff).max() < 1e-4
+
+
+def test_inference_cancel_leaves_no_output(tmp_path):
+    pair = simulate_pair(200, 200, "S2", "F2", True, 9)
+    src = InterferogramSource(interferogram=write_raster(tmp_path / "ifg.tif", pair.interferogram))
+    with pytest.raises(Cancelled):
+        filter_deepinsar_raster(src, _tiny_model(tmp_path, 2), tile_size=64, overlap=8,
+                                output_phase=str(tmp_path / "p.tif"), progress=CancelAfter(2))
+    assert sorted(p.name for p in tmp_path.iterdir() if p.suffix == ".tif") == ["ifg.tif"]
+
+
+@pytest.mark.skipif(not SHIPPED_4CH.is_file(), reason="shipped model not built yet")
+def test_shipped_model_beats_boxcar_on_a_fresh_s2_f2_pair(tmp_path):
+    pair = simulate_pair(256, 256, "S2", "F2", True, 2_000_000_777)
+    s1, s2 = write_raster(tmp_path / "s1.tif", pair.reference), write_raster(tmp_path / "s2.tif", pair.secondary)
+    truth = write_raster(tmp_path / "truth.tif", pair.clean_phase)
+    coherence = write_raster(tmp_path / "coh.tif", pair.coherence)
+    src = InterferogramSource(slc_reference=s1, slc_secondary=s2)
+    deep = filter_deepinsar_raster(src, output_phase=str(tmp_path / "d.tif"), output_coherence=str(tmp_path / "dc.tif"))
+    box = filter_boxcar_raster(src, 5, str(tmp_path / "b.tif"), str(tmp_path / "bc.tif"))
+    deep_score = evaluate_rasters(deep["OUTPUT_PHASE"], truth, deep["OUTPUT_COHERENCE"], coherence)
+    box_score = evaluate_rasters(box["OUTPUT_PHASE"], truth, box["OUTPUT_COHERENCE"], coherence)
+    assert deep_score["PHASE_RMSE"] < 0.85 * box_score["PHASE_RMSE"]
+    assert deep_score["COHERENCE_RMSE"] < box_score["COHERENCE_RMSE"]
+
+
+@pytest.mark.skipif(not SHIPPED_PHASE.is_file(), reason="shipped model not built yet")
+def test_shipped_models_fit_their_inputs_and_size_limit():
+    for path, channels in ((SHIPPED_4CH, 4), (SHIPPED_PHASE, 2)):
+        net, card = load_model(path)
+        assert net.config.in_channels == channels and path.stat().st_size < 10 * 2**20
+        assert card["metrics"]["mean_phase_rmse_ratio_to_best_classical"] < 1.0
+
+
+def test_ddp_training_with_two_gloo_processes(tmp_path):
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO)}
+    done = subprocess.run(
+        [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", "-m", "qgis_insar_ml",
+         "train-deepinsar", "--output", str(tmp_path / "ddp.safetensors"), "--steps", "4", "--batch-size", "4",
+         "--patch-size", "32", "--validate-every", "2", "--checkpoint-every", "2", "--growth", "4", "--dilations", "1",
+         "2", "--device", "cpu"],
+        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=240)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "on cpu (2 process(es))" in done.stdout
+    net, card = load_model(tmp_path / "ddp.safetensors")
+    assert card["training"]["steps"] == 4
+    state = torch.load(tmp_path / "ddp.ckpt.pt", weights_only=True)
+    assert [h["step"] for h in state["history"]] == [1, 2, 3, 4]
