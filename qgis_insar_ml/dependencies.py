@@ -2,8 +2,8 @@
 from __future__ import annotations
 
 import importlib
-import os
 import sys
+from pathlib import Path
 
 from .core.errors import InsarMlError
 
@@ -11,11 +11,18 @@ TORCH_REQUIREMENTS = ("torch==2.13.0", "safetensors")
 
 
 def python_executable() -> str:
-    """The Python that QGIS runs (inside QGIS, sys.executable may be the QGIS binary)."""
-    exe = sys.executable or ""
-    if "python" in os.path.basename(exe).lower():
-        return exe
-    return "python3"
+    """The interpreter of the Python that QGIS embeds.
+
+    Inside QGIS ``sys.executable`` is the QGIS binary or whatever ``python3`` is first on
+    PATH, so look beside ``sys.prefix`` (Linux/macOS ``bin/python3.X``, Windows ``python.exe``).
+    """
+    version = f"{sys.version_info.major}.{sys.version_info.minor}"
+    prefix = Path(sys.prefix)
+    for candidate in (prefix / "bin" / f"python{version}", prefix / "bin" / "python3", prefix / "python.exe",
+                      prefix / "python3.exe"):
+        if candidate.is_file():
+            return str(candidate)
+    return sys.executable or "python3"
 
 
 def install_command() -> str:

@@ -53,9 +53,12 @@ def noisy_fringes(rows: int, cols: int, sigma: float = 0.5, seed: int = 0) -> tu
     return clean.astype(np.float32), noisy.astype(np.complex64)
 
 
-@pytest.fixture(scope="session")
+_PROVIDERS: list = []  # keeps the Python side of registered providers alive
+
+
+@pytest.fixture
 def insarml_provider(qgis_app, qgis_processing):
-    """The insarml provider, registered once for the whole session."""
+    """The insarml provider, registered again if a test (the plugin's unload) removed it."""
     from qgis.core import QgsApplication
 
     from qgis_insar_ml.processing.provider import InsarMlProvider
@@ -65,6 +68,7 @@ def insarml_provider(qgis_app, qgis_processing):
     if provider is None:
         provider = InsarMlProvider()
         registry.addProvider(provider)
+        _PROVIDERS.append(provider)
     return provider
 
 

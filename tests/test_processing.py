@@ -24,7 +24,7 @@ from qgis.PyQt.QtWidgets import QMenu
 from conftest import REPO, noisy_fringes, read_band, write_raster
 
 ALGORITHM_IDS = {"insarml:simulate_pair", "insarml:filter_boxcar", "insarml:filter_goldstein",
-                 "insarml:evaluate_filter"}
+                 "insarml:evaluate_filter", "insarml:deepinsar_filter", "insarml:deepinsar_train"}
 
 
 def run(algorithm: str, parameters: dict, feedback: QgsProcessingFeedback | None = None) -> dict:
@@ -73,8 +73,9 @@ def test_plugin_loads_adds_toolbar_and_menu_and_unloads(qgis_iface, qgis_process
         provider = registry.providerById("insarml")
         assert {a.id() for a in provider.algorithms()} == ALGORITHM_IDS
         assert [a.text() for a in plugin.toolbar.actions()] == [
-            "Simulate InSAR pair", "Boxcar filter and coherence", "Goldstein filter", "Evaluate filter result"]
-        assert len(iface.submenus["InSAR ML"].actions()) == 4
+            "Simulate InSAR pair", "Boxcar filter and coherence", "Goldstein filter", "Evaluate filter result",
+            "DeepInSAR filter and coherence", "Train DeepInSAR"]
+        assert len(iface.submenus["InSAR ML"].actions()) == 6
         assert not plugin.toolbar.actions()[0].icon().isNull()
     finally:
         plugin.unload()

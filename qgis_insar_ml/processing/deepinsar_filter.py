@@ -28,8 +28,10 @@ class DeepInsarFilterAlgorithm(InsarMlAlgorithm):
 
     def initAlgorithm(self, config=None):  # noqa: N802
         add_interferogram_inputs(self, slcs=True)
+        # no extension or filter: QGIS would reject a wrong file with a bare "incorrect value",
+        # while the loader says what the file is and what it should be
         self.addParameter(QgsProcessingParameterFile("MODEL", "Model (.safetensors; empty = shipped model)",
-                                                     extension="safetensors", optional=True))
+                                                     optional=True))
         self.addParameter(QgsProcessingParameterString("DEVICE", "Device (auto, cpu, cuda, cuda:N)", "auto"))
         self.add_tiling_parameters(None)
         self.add_advanced_int("BATCH_SIZE", "Tiles per batch (empty = automatic)", None, 1, 256)

@@ -22,7 +22,7 @@ from ..raster_io import Window
 from ..tiling import BLEND_COMPLEX, BLEND_PHASE, BLEND_REAL
 from .model import DeepInsarNet, restore
 from .modelfile import load_model
-from .observation import make_observation, source_amplitude_stats
+from .observation import AmplitudeStats, make_observation, source_amplitude_stats
 from .training import pick_device
 
 SHIPPED = {4: "deepinsar_4ch.safetensors", 2: "deepinsar_phase.safetensors"}
@@ -89,6 +89,16 @@ def filter_deepinsar_raster(source: InterferogramSource, model: str | None = Non
         {"MODEL": str(model_path), "DEVICE": str(torch_device), "TILE_SIZE": tile_size, "OVERLAP": overlap,
          "BATCH_SIZE": batch_size},
         tile_size, overlap, progress, model=model_path.name, batch_size=batch_size, align=net.config.downsample)
+
+
+def filter_arrays(net: DeepInsarNet, block: InterferogramBlock, stats=None) -> tuple[np.ndarray, np.ndarray]:
+    """(filtered phase, coherence) of one in-memory block, on the network's device."""
+    channels = net.config.in_channels
+    if channels == 4 and stats is None:
+        stats = (AmplitudeStats.of(np.sqrt(block.power_reference)), AmplitudeStats.of(np.sqrt(block.power_secondary)))
+    device = next(net.parameters()).device
+    result = _forward(net, [_observation(block, channels, stats)], device)[0]
+    return result["OUTPUT_PHASE"], result["OUTPUT_COHERENCE"]
 
 
 def _device_name(device: torch.device) -> str:

@@ -88,12 +88,18 @@ def _tensors(batch: Batch, device: torch.device) -> tuple[torch.Tensor, ...]:
 def losses(net: torch.nn.Module, batch: Batch, device: torch.device, coherence_weight: float,
            ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, tuple[torch.Tensor, ...]]:
     """(total, phase, coherence) losses, eq. 9 on the residual and eq. 11 on the logits,
-    plus the (observation, residual, logits) they came from."""
+    plus the (observation, residual, logits) they came from.
+
+    The coherence term is eq. 11's cross-entropy minus the targets' own entropy (the KL
+    divergence): the same gradients, but zero at a perfect fit, so with soft targets the
+    validation loss is not swamped by a constant floor and tracks the phase too."""
     obs, clean, coh, weight = _tensors(batch, device)
     residual, logits = net(obs)
     norm = weight.sum().clamp_min(1.0)
     phase = 0.5 * (((residual - (obs[:, :2] - clean)) ** 2) * weight).sum() / norm
-    coherence = (F.binary_cross_entropy_with_logits(logits, coh, reduction="none") * weight).sum() / norm
+    target = coh.clamp(1e-6, 1 - 1e-6)
+    entropy = -(target * target.log() + (1 - target) * (1 - target).log())
+    coherence = ((F.binary_cross_entropy_with_logits(logits, coh, reduction="none") - entropy) * weight).sum() / norm
     return phase + coherence_weight * coherence, phase, coherence, (obs, residual, logits)
 
 
