@@ -1,8 +1,10 @@
-"""Boxcar and Goldstein on the real scenes of ../shared/realdata: residues and coherence.
+"""Boxcar, Goldstein and DeepInSAR on the real scenes of ../shared/realdata.
 
 Real data has no ground truth, so the score is the residue count (phase singularities
 around 2×2 loops; fewer = easier unwrapping) of the input and of each result, plus the
-mean coherence. The data is read from --realdata and never copied into the project.
+mean coherence. DeepInSAR uses the shipped model that fits each scene: 4-channel where
+amplitudes exist (despeckCL, Amsterdam), phase-only for the LiCSAR interferograms. The
+data is read from --realdata and never copied into the project.
 
     .venv/bin/python benchmarks/real_data_filters.py --realdata ../shared/realdata
 """
@@ -20,6 +22,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from qgis_insar_ml.core.classical import filter_boxcar_raster, filter_goldstein_raster  # noqa: E402
+from qgis_insar_ml.core.deepinsar.inference import filter_deepinsar_raster  # noqa: E402
 from qgis_insar_ml.core.evaluation import evaluate_rasters  # noqa: E402
 from qgis_insar_ml.core.inputs import InterferogramSource  # noqa: E402
 from qgis_insar_ml.core.raster_io import read_full  # noqa: E402
@@ -65,7 +68,7 @@ def amsterdam(realdata: Path, work: Path) -> dict:
     return paths
 
 
-_KEYS = {"input": "input", "Boxcar 5×5": "boxcar5", "Goldstein α=0.5": "goldstein0.5"}
+_KEYS = {"input": "input", "Boxcar 5×5": "boxcar5", "Goldstein α=0.5": "goldstein0.5", "DeepInSAR": "deepinsar"}
 
 
 def run_scene(name: str, inputs: dict, work: Path) -> dict:
@@ -75,14 +78,17 @@ def run_scene(name: str, inputs: dict, work: Path) -> dict:
     amplitudes = {k: v for k, v in inputs.items() if k.startswith("amplitude_")}
     gold = filter_goldstein_raster(InterferogramSource(interferogram=interferogram, **amplitudes), 0.5, 32,
                                    output_phase=str(work / f"{name}_goldstein.tif"))
+    deep = filter_deepinsar_raster(source, output_phase=str(work / f"{name}_deepinsar.tif"),
+                                   output_coherence=str(work / f"{name}_deepinsar_coh.tif"))
     row = {"scene": name, "paths": {"input": interferogram, "Boxcar 5×5": box["OUTPUT_PHASE"],
-                                    "Goldstein α=0.5": gold["OUTPUT_PHASE"]}}
-    for label, path in zip(("input", "boxcar5", "goldstein0.5"), row["paths"].values()):
+                                    "Goldstein α=0.5": gold["OUTPUT_PHASE"], "DeepInSAR": deep["OUTPUT_PHASE"]}}
+    for label, path in zip(_KEYS.values(), row["paths"].values()):
         m = evaluate_rasters(path)
         row[f"residues_{label}"] = m["RESIDUE_COUNT"]
         row[f"density_{label}"] = round(m["RESIDUE_DENSITY"], 5)
-    coherence, valid = read_full(box["OUTPUT_COHERENCE"], "coherence", "real")
-    row["mean_boxcar_coherence"] = round(float(coherence[valid].mean()), 3)
+    for label, path in (("boxcar", box["OUTPUT_COHERENCE"]), ("deepinsar", deep["OUTPUT_COHERENCE"])):
+        coherence, valid = read_full(path, "coherence", "real")
+        row[f"mean_{label}_coherence"] = round(float(coherence[valid].mean()), 3)
     return row
 
 
@@ -102,7 +108,7 @@ def figure(rows: list[dict], out_png: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(len(rows), 3, figsize=(11, 3.6 * len(rows)), constrained_layout=True, squeeze=False)
+    fig, axes = plt.subplots(len(rows), 4, figsize=(14.5, 3.6 * len(rows)), constrained_layout=True, squeeze=False)
     for ax_row, row in zip(axes, rows):
         for ax, (label, path) in zip(ax_row, row["paths"].items()):
             phase, valid = read_full(path, label, "phase")
@@ -126,10 +132,11 @@ def main() -> None:
               "despeckcl": despeckcl(args.realdata, args.work),
               "amsterdam": amsterdam(args.realdata, args.work)}
     rows = [run_scene(name, inputs, args.work) for name, inputs in scenes.items()]
-    print("| scene | residues: input | Boxcar 5×5 | Goldstein α=0.5 | mean Boxcar coherence |\n|---|---|---|---|---|")
+    print("| scene | residues: input | Boxcar 5×5 | Goldstein α=0.5 | DeepInSAR | mean coherence: Boxcar | DeepInSAR |"
+          "\n|---|---|---|---|---|---|---|")
     for r in rows:
         print(f"| {r['scene']} | {r['residues_input']} | {r['residues_boxcar5']} | {r['residues_goldstein0.5']} | "
-              f"{r['mean_boxcar_coherence']} |")
+              f"{r['residues_deepinsar']} | {r['mean_boxcar_coherence']} | {r['mean_deepinsar_coherence']} |")
     (args.work / "real_data_filters.json").write_text(json.dumps(rows, indent=2))
     figure(rows, args.work / "real_data_filters.png")
 

@@ -39,6 +39,12 @@ def _train_deepinsar(args: argparse.Namespace) -> None:
                       "best_validation_loss": result.best_validation_loss, "stopped_early": result.stopped_early}))
 
 
+def _export_checkpoint(args: argparse.Namespace) -> None:
+    from .core.deepinsar.training import export_checkpoint
+
+    print(export_checkpoint(args.checkpoint, args.output))
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m qgis_insar_ml", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -66,6 +72,10 @@ def main(argv: list[str] | None = None) -> int:
         teacher.add_argument(f"--{name}")
     teacher.add_argument("--soft-coherence", action="store_true", help="do not threshold the reference coherence at 0.5")
     train.set_defaults(run=_train_deepinsar)
+    export = commands.add_parser("export-checkpoint", help="write a checkpoint's best state as a model file")
+    export.add_argument("checkpoint")
+    export.add_argument("output", help="model file to write (.safetensors + .json card)")
+    export.set_defaults(run=_export_checkpoint)
     args = parser.parse_args(argv)
     try:
         args.run(args)

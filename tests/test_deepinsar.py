@@ -222,3 +222,47 @@ def test_ddp_training_with_two_gloo_processes(tmp_path):
     assert card["training"]["steps"] == 4
     state = torch.load(tmp_path / "ddp.ckpt.pt", weights_only=True)
     assert [h["step"] for h in state["history"]] == [1, 2, 3, 4]
+
+
+def test_mixed_precision_is_chosen_only_when_no_worse(tmp_path):
+    from qgis_insar_ml.core.deepinsar import inference
+    from qgis_insar_ml.core.deepinsar.observation import make_observation
+
+    net, _ = load_model(_tiny_model(tmp_path, 2))
+    pair = simulate_pair(64, 64, "S1", "F1", False, 0)
+    obs = make_observation(np.angle(pair.interferogram))
+    logged = []
+    chosen = inference.choose_precision(net, obs, torch.device("cpu"), logged.append)
+    assert "bfloat16 vs float32 on the first tile" in logged[0]
+    strict = inference.AMP_PHASE_TOLERANCE
+    try:
+        inference.AMP_PHASE_TOLERANCE = 0.0  # nothing is "no worse" than exact: float32 must win
+        assert inference.choose_precision(net, obs, torch.device("cpu"), logged.append) is None
+    finally:
+        inference.AMP_PHASE_TOLERANCE = strict
+    assert chosen in (None, torch.bfloat16)
+
+
+def test_teacher_student_training_learns_from_reference_rasters(tmp_path):
+    pair = simulate_pair(160, 160, "S1", "F1", False, 21)
+    s1, s2 = write_raster(tmp_path / "s1.tif", pair.reference), write_raster(tmp_path / "s2.tif", pair.secondary)
+    teacher_phase = write_raster(tmp_path / "tp.tif", pair.clean_phase)
+    coherence = pair.coherence.copy()
+    coherence[:, :40] = np.nan  # no-data in the teacher: never sampled
+    teacher_coh = write_raster(tmp_path / "tc.tif", coherence)
+    settings = tiny_settings(tmp_path, steps=4, teacher={"slc_reference": s1, "slc_secondary": s2,
+                                                        "reference_phase": teacher_phase,
+                                                        "reference_coherence": teacher_coh})
+    result = train_deepinsar(settings, log=lambda m: None)
+    net, card = load_model(result.model)
+    assert card["training"]["mode"] == "teacher-student" and card["training"]["binarize_coherence"] is True
+    from qgis_insar_ml.core.deepinsar.data import TeacherPatches
+
+    patches = TeacherPatches(InterferogramSource(slc_reference=s1, slc_secondary=s2), teacher_phase, teacher_coh,
+                             seed=0, patch_size=32)
+    batch = patches.batch(0, 8)
+    assert set(np.unique(batch.coherence)) <= {0.0, 1.0}  # thresholded at 0.5
+    assert batch.weight.min() == 1.0  # patches touching the no-data band were excluded
+    with pytest.raises(InsarMlError, match="needs amplitudes"):
+        TeacherPatches(InterferogramSource(interferogram=write_raster(tmp_path / "p.tif", pair.clean_phase)),
+                       teacher_phase, teacher_coh, seed=0, patch_size=32)

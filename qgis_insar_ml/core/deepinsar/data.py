@@ -134,4 +134,5 @@ class TeacherPatches:
         return self._batch(np.random.default_rng([self.seed, step, rank]), batch_size, validation=False)
 
     def validation(self, per_config: int = 2) -> Batch:
-        return self._batch(np.random.default_rng([self.seed, -1]), max(8, per_config * 4), validation=True)
+        return self._batch(np.random.default_rng([self.seed, VALIDATION_SEED_BASE]), max(8, per_config * 4),
+                           validation=True)

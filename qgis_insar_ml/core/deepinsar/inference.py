@@ -76,10 +76,13 @@ def filter_deepinsar_raster(source: InterferogramSource, model: str | None = Non
         log(f"Warning: OVERLAP {overlap} is smaller than the receptive field's radius ({rf // 2} px); "
             "tile seams may show.")
     net = net.to(memory_format=torch.channels_last)
+    precision: dict[str, torch.dtype | None] = {}
 
     def process(blocks: list[InterferogramBlock], windows: list[Window]) -> list[dict[str, np.ndarray]]:
         observations = [_observation(block, channels, stats) for block in blocks]
-        return _run_batches(net, observations, torch_device, log)
+        if on_gpu and "dtype" not in precision:
+            precision["dtype"] = choose_precision(net, observations[0], torch_device, log)
+        return _run_batches(net, observations, torch_device, log, precision.get("dtype"))
 
     return run_raster_pipeline(
         source.grid, source.read, process, OUTPUTS,
@@ -117,10 +120,36 @@ def _observation(block: InterferogramBlock, channels: int, stats) -> np.ndarray:
     return obs
 
 
+# Mixed precision is used only when it changes the first tile by less than this.
+AMP_PHASE_TOLERANCE = 0.01   # rad, RMS of the wrapped difference
+AMP_COHERENCE_TOLERANCE = 0.005
+
+
+def choose_precision(net: DeepInsarNet, observation: np.ndarray, device: torch.device,
+                     log: Callable[[str], None]) -> torch.dtype | None:
+    """bfloat16 autocast when it is no worse than float32 on this tile, else None (float32)."""
+    try:
+        with torch.autocast(device.type, dtype=torch.bfloat16):
+            fast = _forward(net, [observation], device)[0]
+    except RuntimeError as exc:  # no bfloat16 on this device
+        log(f"Mixed precision unavailable ({exc}); using float32.")
+        return None
+    exact = _forward(net, [observation], device)[0]
+    phase = float(np.sqrt(np.mean(np.angle(np.exp(1j * (fast["OUTPUT_PHASE"] - exact["OUTPUT_PHASE"]))) ** 2)))
+    coherence = float(np.sqrt(np.mean((fast["OUTPUT_COHERENCE"] - exact["OUTPUT_COHERENCE"]) ** 2)))
+    ok = phase < AMP_PHASE_TOLERANCE and coherence < AMP_COHERENCE_TOLERANCE
+    log(f"bfloat16 vs float32 on the first tile: phase {phase:.4f} rad RMS, coherence {coherence:.4f} RMS: "
+        f"{'using mixed precision' if ok else 'keeping float32'}.")
+    return torch.bfloat16 if ok else None
+
+
 def _run_batches(net: DeepInsarNet, observations: list[np.ndarray], device: torch.device,
-                 log: Callable[[str], None]) -> list[dict[str, np.ndarray]]:
+                 log: Callable[[str], None], dtype: torch.dtype | None = None) -> list[dict[str, np.ndarray]]:
     """Run the network on the tiles, halving the batch on CUDA out-of-memory."""
     try:
+        if dtype is not None:
+            with torch.autocast(device.type, dtype=dtype):
+                return _forward(net, observations, device)
         return _forward(net, observations, device)
     except torch.cuda.OutOfMemoryError:
         if len(observations) == 1:
@@ -128,8 +157,8 @@ def _run_batches(net: DeepInsarNet, observations: list[np.ndarray], device: torc
         torch.cuda.empty_cache()
         half = len(observations) // 2
         log(f"CUDA out of memory with a batch of {len(observations)} tiles: retrying with {half}.")
-        return (_run_batches(net, observations[:half], device, log)
-                + _run_batches(net, observations[half:], device, log))
+        return (_run_batches(net, observations[:half], device, log, dtype)
+                + _run_batches(net, observations[half:], device, log, dtype))
 
 
 @torch.inference_mode()

@@ -243,6 +243,20 @@ def _save_checkpoint(settings, rank, net, optimizer, step, history, best, best_s
     os.replace(tmp, path)
 
 
+def export_checkpoint(checkpoint: str | os.PathLike, output: str | os.PathLike) -> Path:
+    """Write the best validation state of a (running or finished) training as a model file."""
+    path = Path(checkpoint)
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+        config = DeepInsarConfig.from_dict(state["architecture"])
+        weights = state["best_state"] or state["model"]
+    except Exception as exc:  # corrupt, foreign, or a pickle with more than tensors and numbers
+        raise InsarMlError(f"{path} is not a valid DeepInSAR checkpoint ({exc}).") from None
+    card = {"training": {"mode": "exported from checkpoint", "checkpoint": path.name, "steps": state["step"],
+                         "best_validation_loss": state["best_loss"]}}
+    return save_model(weights, config, card, output)
+
+
 def _load_checkpoint(settings, net, optimizer, log) -> dict | None:
     path = settings.checkpoint_path()
     if not path.is_file():
