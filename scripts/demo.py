@@ -1,8 +1,9 @@
 """`make demo`: simulate, filter, score and plot — every step through qgis_process.
 
 Steps: simulate a 1024×1024 pair (S2, F2, stripes); filter it with Boxcar (from the
-SLCs) and Goldstein (from the interferogram); score the noisy input and both results
-against the simulated truth; write GeoTIFFs, metrics (Markdown + JSON) and a figure.
+SLCs), Goldstein (from the interferogram) and DeepInSAR (from the SLCs, shipped 4-channel
+model); score the noisy input and every result against the simulated truth; write
+GeoTIFFs, metrics (Markdown + JSON) and a figure.
 """
 from __future__ import annotations
 
@@ -47,6 +48,11 @@ def main() -> None:
     out.mkdir(parents=True, exist_ok=True)
     os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
     os.environ.setdefault("QGIS_PLUGINPATH", str(REPO / "build" / "plugins"))
+    # QGIS's own Python runs the algorithms: let it import the torch installed beside this one
+    import torch
+
+    site = str(Path(torch.__file__).resolve().parents[1])
+    os.environ["PYTHONPATH"] = os.pathsep.join(p for p in (site, os.environ.get("PYTHONPATH")) if p)
     enable_plugin(args.qgis_process)
     run = lambda algorithm, **p: qgis_process(args.qgis_process, algorithm, **p)  # noqa: E731
 
@@ -55,12 +61,15 @@ def main() -> None:
               STRIPS="true", SEED=args.seed, OUTPUT_SLC_REFERENCE=out / "slc_reference.tif",
               OUTPUT_SLC_SECONDARY=out / "slc_secondary.tif", OUTPUT_INTERFEROGRAM=out / "interferogram.tif",
               OUTPUT_CLEAN_PHASE=out / "clean_phase.tif", OUTPUT_COHERENCE=out / "true_coherence.tif")
-    print("2/4 filter_boxcar (window 5, from the SLC pair) and filter_goldstein (alpha 0.5, patch 32)")
+    print("2/4 filter_boxcar (window 5, from the SLC pair), filter_goldstein (alpha 0.5, patch 32), deepinsar_filter")
     box = run("insarml:filter_boxcar", SLC_REFERENCE=sim["OUTPUT_SLC_REFERENCE"],
               SLC_SECONDARY=sim["OUTPUT_SLC_SECONDARY"], WINDOW=5, OUTPUT_PHASE=out / "boxcar_phase.tif",
               OUTPUT_COHERENCE=out / "boxcar_coherence.tif")
     gold = run("insarml:filter_goldstein", INTERFEROGRAM=sim["OUTPUT_INTERFEROGRAM"], ALPHA=0.5, PATCH_SIZE=32,
                OUTPUT_PHASE=out / "goldstein_phase.tif", OUTPUT_COHERENCE=out / "goldstein_coherence.tif")
+    deep = run("insarml:deepinsar_filter", SLC_REFERENCE=sim["OUTPUT_SLC_REFERENCE"],
+               SLC_SECONDARY=sim["OUTPUT_SLC_SECONDARY"], OUTPUT_PHASE=out / "deepinsar_phase.tif",
+               OUTPUT_COHERENCE=out / "deepinsar_coherence.tif")
     print("3/4 evaluate_filter against the simulated truth")
     truth = {"REFERENCE_PHASE": sim["OUTPUT_CLEAN_PHASE"], "REFERENCE_COHERENCE": sim["OUTPUT_COHERENCE"]}
     scores = {
@@ -71,10 +80,13 @@ def main() -> None:
         "Goldstein α=0.5": run("insarml:evaluate_filter", ESTIMATED_PHASE=gold["OUTPUT_PHASE"],
                                ESTIMATED_COHERENCE=gold["OUTPUT_COHERENCE"], OUTPUT_REPORT=out / "metrics_goldstein.json",
                                **truth),
+        "DeepInSAR (shipped 4-channel)": run("insarml:evaluate_filter", ESTIMATED_PHASE=deep["OUTPUT_PHASE"],
+                                             ESTIMATED_COHERENCE=deep["OUTPUT_COHERENCE"],
+                                             OUTPUT_REPORT=out / "metrics_deepinsar.json", **truth),
     }
     write_tables(scores, out)
     print("4/4 figure")
-    figure(out, sim, box, gold)
+    figure(out, sim, box, gold, deep)
     print((out / "metrics.md").read_text())
     print(f"Outputs in {out}")
 
@@ -90,7 +102,7 @@ def write_tables(scores: dict[str, dict], out: Path) -> None:
     (out / "metrics.md").write_text("\n".join(lines) + "\n")
 
 
-def figure(out: Path, sim: dict, box: dict, gold: dict) -> None:
+def figure(out: Path, sim: dict, box: dict, gold: dict, deep: dict) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -100,9 +112,11 @@ def figure(out: Path, sim: dict, box: dict, gold: dict) -> None:
               ("Truth (clean phase)", sim["OUTPUT_CLEAN_PHASE"], "phase"),
               ("Boxcar 5×5", box["OUTPUT_PHASE"], "phase"),
               ("Goldstein α=0.5", gold["OUTPUT_PHASE"], "phase"),
+              ("DeepInSAR", deep["OUTPUT_PHASE"], "phase"),
               ("True coherence", sim["OUTPUT_COHERENCE"], "coherence"),
-              ("Boxcar coherence", box["OUTPUT_COHERENCE"], "coherence")]
-    fig, axes = plt.subplots(2, 3, figsize=(13, 8.6), constrained_layout=True)
+              ("Boxcar coherence", box["OUTPUT_COHERENCE"], "coherence"),
+              ("DeepInSAR coherence", deep["OUTPUT_COHERENCE"], "coherence")]
+    fig, axes = plt.subplots(2, 4, figsize=(17, 8.6), constrained_layout=True)
     for ax, (title, path, kind) in zip(axes.flat, panels):
         values, _ = read_full(path, title, "phase" if kind == "phase" else "real")
         if kind == "phase":

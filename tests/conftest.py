@@ -72,6 +72,38 @@ def insarml_provider(qgis_app, qgis_processing):
     return provider
 
 
+def model_child(child_id: str, algorithm: str, sources: dict, outputs: dict[str, str] | None = None):
+    """A child algorithm of a graphical model: parameter sources, and model outputs by name."""
+    from qgis.core import QgsProcessingModelChildAlgorithm, QgsProcessingModelOutput
+
+    child = QgsProcessingModelChildAlgorithm(algorithm)
+    child.setChildId(child_id)
+    for name, source in sources.items():
+        child.addParameterSources(name, [source])
+    model_outputs = {}
+    for model_name, child_output in (outputs or {}).items():
+        output = QgsProcessingModelOutput(model_name)
+        output.setChildOutputName(child_output)
+        output.setChildId(child_id)
+        model_outputs[model_name] = output
+    child.setModelOutputs(model_outputs)
+    return child
+
+
+def run_model_file(model, path: Path, destination_value: str) -> dict:
+    """Save ``model`` as .model3, load it back as QGIS would, and run it."""
+    from qgis.core import QgsProcessingContext, QgsProcessingFeedback, QgsProcessingModelAlgorithm
+
+    model.updateDestinationParameters()
+    assert model.toFile(str(path))
+    loaded = QgsProcessingModelAlgorithm()
+    assert loaded.fromFile(str(path))
+    destination = loaded.destinationParameterDefinitions()[0].name()
+    results, ok = loaded.run({destination: destination_value}, QgsProcessingContext(), QgsProcessingFeedback())
+    assert ok
+    return results
+
+
 class CancelAfter:
     """A Progress that asks to cancel after ``n`` progress reports (tiles)."""
 

@@ -9,18 +9,15 @@ import sys
 import numpy as np
 import pytest
 from qgis.core import (
-    QgsProcessingContext,
     QgsProcessingException,
     QgsProcessingFeedback,
     QgsProcessingModelAlgorithm,
-    QgsProcessingModelChildAlgorithm,
     QgsProcessingModelChildParameterSource,
-    QgsProcessingModelOutput,
 )
 
 from qgis_insar_ml.core.simulator import simulate_pair
 
-from conftest import REPO, read_band, write_raster
+from conftest import REPO, model_child, read_band, run_model_file, write_raster
 from test_deepinsar import _tiny_model
 from test_processing import run, staged_plugin_dir
 
@@ -86,30 +83,15 @@ def test_deepinsar_filter_cancel_leaves_no_output(tmp_path, insarml_provider, pa
 def test_model_chain_train_then_filter(tmp_path, insarml_provider, pair_files):
     model = QgsProcessingModelAlgorithm("train_then_filter", "InSAR ML")
     static = QgsProcessingModelChildParameterSource.fromStaticValue
-    train = QgsProcessingModelChildAlgorithm("insarml:deepinsar_train")
-    train.setChildId("train")
-    for name, value in {"INPUT_KIND": "phase", "STEPS": 3, "BATCH_SIZE": 2, "PATCH_SIZE": 32, "VALIDATE_EVERY": 3,
-                        "CHECKPOINT_EVERY": 3, "DEVICE": "cpu",
-                        "OUTPUT_MODEL": str(tmp_path / "chain.safetensors")}.items():
-        train.addParameterSources(name, [static(value)])
-    filt = QgsProcessingModelChildAlgorithm("insarml:deepinsar_filter")
-    filt.setChildId("filter")
-    filt.addParameterSources("INTERFEROGRAM", [static(pair_files["phase"])])
-    filt.addParameterSources("MODEL", [QgsProcessingModelChildParameterSource.fromChildOutput("train", "OUTPUT_MODEL")])
-    output = QgsProcessingModelOutput("phase")
-    output.setChildOutputName("OUTPUT_PHASE")
-    output.setChildId("filter")
-    filt.setModelOutputs({"phase": output})
-    model.addChildAlgorithm(train)
-    model.addChildAlgorithm(filt)
-    model.updateDestinationParameters()
-    path = tmp_path / "chain.model3"
-    assert model.toFile(str(path))
-    loaded = QgsProcessingModelAlgorithm()
-    assert loaded.fromFile(str(path))
-    destination = loaded.destinationParameterDefinitions()[0].name()
-    results, ok = loaded.run({destination: str(tmp_path / "filtered.tif")}, QgsProcessingContext(), QgsProcessingFeedback())
-    assert ok
+    model.addChildAlgorithm(model_child("train", "insarml:deepinsar_train", {
+        name: static(value) for name, value in {
+            "INPUT_KIND": "phase", "STEPS": 3, "BATCH_SIZE": 2, "PATCH_SIZE": 32, "VALIDATE_EVERY": 3,
+            "CHECKPOINT_EVERY": 3, "DEVICE": "cpu", "OUTPUT_MODEL": str(tmp_path / "chain.safetensors")}.items()}))
+    model.addChildAlgorithm(model_child("filter", "insarml:deepinsar_filter", {
+        "INTERFEROGRAM": static(pair_files["phase"]),
+        "MODEL": QgsProcessingModelChildParameterSource.fromChildOutput("train", "OUTPUT_MODEL")},
+        {"phase": "OUTPUT_PHASE"}))
+    run_model_file(model, tmp_path / "chain.model3", str(tmp_path / "filtered.tif"))
     card = json.loads((tmp_path / "chain.json").read_text())
     assert card["input"] == "phase" and card["training"]["steps"] == 3
     assert np.isfinite(read_band(str(tmp_path / "filtered.tif"))).all()

@@ -11,17 +11,14 @@ import pytest
 from osgeo import gdal
 from qgis.core import (
     QgsApplication,
-    QgsProcessingContext,
     QgsProcessingException,
     QgsProcessingFeedback,
     QgsProcessingModelAlgorithm,
-    QgsProcessingModelChildAlgorithm,
     QgsProcessingModelChildParameterSource,
-    QgsProcessingModelOutput,
 )
 from qgis.PyQt.QtWidgets import QMenu
 
-from conftest import REPO, noisy_fringes, read_band, write_raster
+from conftest import REPO, model_child, noisy_fringes, read_band, run_model_file, write_raster
 
 ALGORITHM_IDS = {"insarml:simulate_pair", "insarml:filter_boxcar", "insarml:filter_goldstein",
                  "insarml:evaluate_filter", "insarml:deepinsar_filter", "insarml:deepinsar_train"}
@@ -182,38 +179,17 @@ def test_cancel_in_processing_leaves_no_output(tmp_path, insarml_provider):
 
 def test_model3_chains_simulate_boxcar_evaluate(tmp_path, insarml_provider):
     model = QgsProcessingModelAlgorithm("simulate_filter_score", "InSAR ML")
-
-    def child(child_id: str, algorithm: str, sources: dict) -> QgsProcessingModelChildAlgorithm:
-        alg = QgsProcessingModelChildAlgorithm(algorithm)
-        alg.setChildId(child_id)
-        for name, source in sources.items():
-            alg.addParameterSources(name, [source])
-        return alg
-
     static, output = QgsProcessingModelChildParameterSource.fromStaticValue, QgsProcessingModelChildParameterSource.fromChildOutput
-    model.addChildAlgorithm(child("sim", "insarml:simulate_pair", {
+    model.addChildAlgorithm(model_child("sim", "insarml:simulate_pair", {
         "WIDTH": static(96), "HEIGHT": static(96), "NOISE_LEVEL": static("S1"), "FRINGE_LEVEL": static("F1"),
         "STRIPS": static(True), "SEED": static(5)}))
-    model.addChildAlgorithm(child("box", "insarml:filter_boxcar", {
+    model.addChildAlgorithm(model_child("box", "insarml:filter_boxcar", {
         "INTERFEROGRAM": output("sim", "OUTPUT_INTERFEROGRAM"), "WINDOW": static(5)}))
-    score = child("score", "insarml:evaluate_filter", {
+    model.addChildAlgorithm(model_child("score", "insarml:evaluate_filter", {
         "ESTIMATED_PHASE": output("box", "OUTPUT_PHASE"), "REFERENCE_PHASE": output("sim", "OUTPUT_CLEAN_PHASE"),
-        "ESTIMATED_COHERENCE": output("box", "OUTPUT_COHERENCE"), "REFERENCE_COHERENCE": output("sim", "OUTPUT_COHERENCE")})
-    report = QgsProcessingModelOutput("report")
-    report.setChildOutputName("OUTPUT_REPORT")
-    report.setChildId("score")
-    score.setModelOutputs({"report": report})
-    model.addChildAlgorithm(score)
-    model.updateDestinationParameters()
-    path = tmp_path / "chain.model3"
-    assert model.toFile(str(path))
-
-    loaded = QgsProcessingModelAlgorithm()
-    assert loaded.fromFile(str(path))
-    context, feedback = QgsProcessingContext(), QgsProcessingFeedback()
-    destination = loaded.destinationParameterDefinitions()[0].name()
-    results, ok = loaded.run({destination: str(tmp_path / "report.json")}, context, feedback)
-    assert ok
+        "ESTIMATED_COHERENCE": output("box", "OUTPUT_COHERENCE"), "REFERENCE_COHERENCE": output("sim", "OUTPUT_COHERENCE")},
+        {"report": "OUTPUT_REPORT"}))
+    run_model_file(model, tmp_path / "chain.model3", str(tmp_path / "report.json"))
     metrics = json.loads((tmp_path / "report.json").read_text())["metrics"]
     assert 0 < metrics["PHASE_RMSE"] < 1.0 and metrics["COHERENCE_RMSE"] < 0.3
 
