@@ -266,3 +266,29 @@ def test_teacher_student_training_learns_from_reference_rasters(tmp_path):
     with pytest.raises(InsarMlError, match="needs amplitudes"):
         TeacherPatches(InterferogramSource(interferogram=write_raster(tmp_path / "p.tif", pair.clean_phase)),
                        teacher_phase, teacher_coh, seed=0, patch_size=32)
+
+
+class ZeroResidual(torch.nn.Module):
+    """A 'network' that predicts no noise at all: the unfiltered input."""
+
+    def forward(self, obs):
+        return torch.zeros_like(obs[:, :2]), torch.zeros_like(obs[:, :1])
+
+
+def test_balanced_loss_measures_each_patch_against_its_own_noise():
+    from qgis_insar_ml.core.deepinsar.training import losses
+
+    batch = SimulatedPatches(seed=0, patch_size=32).batch(0, 6)
+    _, balanced, _, _ = losses(ZeroResidual(), batch, torch.device("cpu"), 1.0, balance=True)
+    _, plain, _, _ = losses(ZeroResidual(), batch, torch.device("cpu"), 1.0, balance=False)
+    assert balanced.item() == pytest.approx(0.5, abs=1e-6)  # unfiltered = 100 % of each patch's noise
+    noise = ((batch.observation[:, :2] - batch.clean) ** 2).sum(axis=1).mean()
+    assert plain.item() == pytest.approx(0.5 * noise, rel=1e-4)
+
+
+def test_resume_with_another_objective_chooses_the_best_model_afresh(tmp_path):
+    train_deepinsar(tiny_settings(tmp_path, steps=3, balance=False), log=lambda m: None)
+    logged = []
+    result = train_deepinsar(tiny_settings(tmp_path, steps=6, resume=True, balance=True), log=logged.append)
+    assert any("objective changed (eq9 → balanced)" in line for line in logged)
+    assert result.best_validation_loss == min(h["val_loss"] for h in result.history[3:] if "val_loss" in h)

@@ -49,6 +49,11 @@ class TrainSettings:
     teacher: dict | None = None            # InterferogramSource kwargs + reference_phase/reference_coherence
     binarize_coherence: bool = True        # teacher mode: threshold the reference coherence at 0.5
     validation_per_config: int = 2
+    balance: bool = True                   # phase loss relative to each patch's own noise (see losses)
+
+    @property
+    def objective(self) -> str:
+        return "balanced" if self.balance else "eq9"
 
     def config(self) -> DeepInsarConfig:
         return replace(self.architecture or DEFAULT_CONFIG, in_channels=self.in_channels)
@@ -86,9 +91,13 @@ def _tensors(batch: Batch, device: torch.device) -> tuple[torch.Tensor, ...]:
 
 
 def losses(net: torch.nn.Module, batch: Batch, device: torch.device, coherence_weight: float,
-           ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, tuple[torch.Tensor, ...]]:
+           balance: bool = False) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, tuple[torch.Tensor, ...]]:
     """(total, phase, coherence) losses, eq. 9 on the residual and eq. 11 on the logits,
     plus the (observation, residual, logits) they came from.
+
+    With ``balance``, each patch's eq. 9 error is divided by its own noise energy
+    ‖y − x‖²: a quiet, smooth patch (S1-F1) then weighs as much as a noisy one, instead of
+    vanishing beside it, and the loss measures the improvement over the unfiltered input.
 
     The coherence term is eq. 11's cross-entropy minus the targets' own entropy (the KL
     divergence): the same gradients, but zero at a perfect fit, so with soft targets the
@@ -96,7 +105,13 @@ def losses(net: torch.nn.Module, batch: Batch, device: torch.device, coherence_w
     obs, clean, coh, weight = _tensors(batch, device)
     residual, logits = net(obs)
     norm = weight.sum().clamp_min(1.0)
-    phase = 0.5 * (((residual - (obs[:, :2] - clean)) ** 2) * weight).sum() / norm
+    noise = obs[:, :2] - clean
+    error = ((residual - noise) ** 2) * weight
+    if balance:
+        per_patch = error.sum(dim=(1, 2, 3)) / ((noise ** 2) * weight).sum(dim=(1, 2, 3)).clamp_min(1e-6)
+        phase = 0.5 * per_patch.mean()
+    else:
+        phase = 0.5 * error.sum() / norm
     target = coh.clamp(1e-6, 1 - 1e-6)
     entropy = -(target * target.log() + (1 - target) * (1 - target).log())
     coherence = ((F.binary_cross_entropy_with_logits(logits, coh, reduction="none") - entropy) * weight).sum() / norm
@@ -105,14 +120,14 @@ def losses(net: torch.nn.Module, batch: Batch, device: torch.device, coherence_w
 
 @torch.no_grad()
 def validation_metrics(net: torch.nn.Module, batch: Batch, device: torch.device,
-                       coherence_weight: float) -> dict[str, float]:
+                       coherence_weight: float, balance: bool = False) -> dict[str, float]:
     """Validation loss, phase RMSE [rad] and coherence RMSE, in mini-batches."""
     net.eval()
     sums = {"loss": 0.0, "phase": 0.0, "coherence": 0.0}
     n = batch.observation.shape[0]
     for i in range(0, n, 8):
         part = Batch(*(a[i:i + 8] for a in (batch.observation, batch.clean, batch.coherence, batch.weight)))
-        loss, _, _, (obs, residual, logits) = losses(net, part, device, coherence_weight)
+        loss, _, _, (obs, residual, logits) = losses(net, part, device, coherence_weight, balance)
         phase, _ = restore(obs, residual)
         truth = torch.atan2(torch.from_numpy(part.clean[:, 1]), torch.from_numpy(part.clean[:, 0])).to(device)
         err = torch.remainder(phase - truth + math.pi, 2 * math.pi) - math.pi
@@ -176,7 +191,7 @@ def train_deepinsar(settings: TrainSettings, progress: Progress | None = None,
         for group in optimizer.param_groups:
             group["lr"] = learning_rate(settings, step)
         loss, phase_loss, coherence_loss, _ = losses(model, data.batch(step, per_rank, rank), device,
-                                                     settings.coherence_weight)
+                                                     settings.coherence_weight, settings.balance)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
@@ -184,7 +199,7 @@ def train_deepinsar(settings: TrainSettings, progress: Progress | None = None,
         record = {"step": step, "loss": loss.item(), "phase_loss": phase_loss.item(),
                   "coherence_loss": coherence_loss.item(), "lr": optimizer.param_groups[0]["lr"]}
         if step % settings.validate_every == 0 or step == settings.steps:
-            metrics = validation_metrics(net, validation, device, settings.coherence_weight)
+            metrics = validation_metrics(net, validation, device, settings.coherence_weight, settings.balance)
             record.update({f"val_{k}": v for k, v in metrics.items()})
             rate = (step - start) * per_rank * world / (time.perf_counter() - tic)
             log(f"step {step}/{settings.steps} loss {loss.item():.4f} val {metrics['loss']:.4f} "
@@ -239,7 +254,7 @@ def _save_checkpoint(settings, rank, net, optimizer, step, history, best, best_s
     tmp = path.with_name(f".{path.name}.partial")
     torch.save({"step": step, "model": net.state_dict(), "optimizer": optimizer.state_dict(), "history": history,
                 "best_loss": best, "best_state": best_state, "bad_rounds": bad_rounds,
-                "architecture": settings.config().to_dict()}, tmp)
+                "architecture": settings.config().to_dict(), "objective": settings.objective}, tmp)
     os.replace(tmp, path)
 
 
@@ -274,4 +289,8 @@ def _load_checkpoint(settings, net, optimizer, log) -> dict | None:
     except Exception as exc:  # a corrupt file or a pickle with anything but tensors and numbers
         raise InsarMlError(f"Cannot resume from {path}: it is not a valid DeepInSAR checkpoint ({exc}).") from None
     log(f"Resuming from {path} at step {state['step']}.")
+    if state.get("objective", "eq9") != settings.objective:
+        log(f"The training objective changed ({state.get('objective', 'eq9')} → {settings.objective}): "
+            "validation losses are not comparable, so the best model is chosen afresh from here on.")
+        state.update(best_loss=float("inf"), best_state=None, bad_rounds=0)
     return state
