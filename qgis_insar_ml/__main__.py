@@ -33,7 +33,7 @@ def _train_deepinsar(args: argparse.Namespace) -> None:
         batch_size=args.batch_size, patch_size=args.patch_size, learning_rate=args.lr, seed=args.seed,
         checkpoint=args.checkpoint, checkpoint_every=args.checkpoint_every, validate_every=args.validate_every,
         patience=args.patience, resume=args.resume, device=args.device, teacher=teacher,
-        binarize_coherence=not args.soft_coherence, balance=not args.unbalanced)
+        binarize_coherence=not args.soft_coherence, balance=not args.unbalanced, configurations=args.configurations)
     result = train_deepinsar(settings, log=lambda message: print(message, flush=True))
     print(json.dumps({"model": result.model, "steps": result.steps_done,
                       "best_validation_loss": result.best_validation_loss, "stopped_early": result.stopped_early}))
@@ -66,6 +66,9 @@ def main(argv: list[str] | None = None) -> int:
     train.add_argument("--patience", type=int, default=10, help="validation rounds without improvement")
     train.add_argument("--resume", action="store_true", help="continue from the checkpoint")
     train.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
+    train.add_argument("--configurations", nargs="+", metavar="NAME",
+                       help="simulator mix to cycle through, e.g. S1-F1-NS S2-F3-S (repeat a name to weigh it more; "
+                            "default: all 18 once)")
     train.add_argument("--unbalanced", action="store_true",
                        help="plain eq. 9 phase loss instead of each patch's error relative to its own noise")
     teacher = train.add_argument_group("teacher-student mode (real data)")

@@ -45,18 +45,32 @@ def _stack(samples: list[tuple[np.ndarray, ...]]) -> Batch:
     return Batch(obs, clean, coh, np.ones_like(coh))
 
 
-class SimulatedPatches:
-    """Patches from the simulator, cycling through the 18 configurations."""
+def configuration_index(name: str) -> int:
+    """Index in CONFIGURATIONS of a name like ``S1-F2-S`` (stripes) or ``S3-F1-NS``."""
+    names = [f"{n}-{f}-{'S' if s else 'NS'}" for n, f, s in CONFIGURATIONS]
+    if name not in names:
+        raise InsarMlError(f"Unknown simulator configuration {name!r}: use names like {names[0]} or {names[-1]}.")
+    return names.index(name)
 
-    def __init__(self, seed: int, patch_size: int = 128, in_channels: int = 4):
+
+class SimulatedPatches:
+    """Patches from the simulator, cycling through a mix of the 18 configurations.
+
+    ``mix`` lists configuration indices to cycle through (default: all 18 once); listing
+    one several times over-represents it, e.g. to fine-tune on the scenes a model finds
+    hardest without forgetting the others.
+    """
+
+    def __init__(self, seed: int, patch_size: int = 128, in_channels: int = 4, mix: list[int] | None = None):
         self.seed, self.patch_size, self.in_channels = seed, patch_size, in_channels
+        self.mix = list(mix) if mix else list(range(len(CONFIGURATIONS)))
 
     def batch(self, step: int, batch_size: int, rank: int = 0) -> Batch:
         rng = np.random.default_rng([self.seed, step, rank])
-        first = int(rng.integers(len(CONFIGURATIONS)))
+        first = int(rng.integers(len(self.mix)))
         samples = []
         for i in range(batch_size):
-            config = (first + i) % len(CONFIGURATIONS)
+            config = self.mix[(first + i) % len(self.mix)]
             # each configuration has its own seed stream
             scene_seed = int(np.random.default_rng([self.seed, config, step, rank, i]).integers(TRAIN_SEED_RANGE))
             samples.append(simulated_sample(config, scene_seed, self.patch_size, self.in_channels))

@@ -23,7 +23,7 @@ import torch.nn.functional as F
 from ..errors import Cancelled, InsarMlError
 from ..inputs import InterferogramSource
 from ..progress import Progress, SilentProgress
-from .data import Batch, SimulatedPatches, TeacherPatches
+from .data import Batch, SimulatedPatches, TeacherPatches, configuration_index
 from .model import DEFAULT_CONFIG, DeepInsarConfig, DeepInsarNet, restore
 from .modelfile import save_model
 
@@ -50,6 +50,7 @@ class TrainSettings:
     binarize_coherence: bool = True        # teacher mode: threshold the reference coherence at 0.5
     validation_per_config: int = 2
     balance: bool = True                   # phase loss relative to each patch's own noise (see losses)
+    configurations: list[str] | None = None  # simulator mix, names like S1-F1-NS; repeats weigh more
 
     @property
     def objective(self) -> str:
@@ -231,7 +232,8 @@ def train_deepinsar(settings: TrainSettings, progress: Progress | None = None,
 
 def _data(settings: TrainSettings):
     if settings.teacher is None:
-        return SimulatedPatches(settings.seed, settings.patch_size, settings.in_channels)
+        mix = [configuration_index(name) for name in settings.configurations] if settings.configurations else None
+        return SimulatedPatches(settings.seed, settings.patch_size, settings.in_channels, mix)
     teacher = dict(settings.teacher)
     phase, coherence = teacher.pop("reference_phase", None), teacher.pop("reference_coherence", None)
     if not phase or not coherence:
