@@ -292,3 +292,16 @@ def test_resume_with_another_objective_chooses_the_best_model_afresh(tmp_path):
     result = train_deepinsar(tiny_settings(tmp_path, steps=6, resume=True, balance=True), log=logged.append)
     assert any("objective changed (eq9 → balanced)" in line for line in logged)
     assert result.best_validation_loss == min(h["val_loss"] for h in result.history[3:] if "val_loss" in h)
+
+
+def test_configuration_mix_over_represents_the_listed_scenes():
+    from qgis_insar_ml.core.deepinsar.data import configuration_index
+
+    assert configuration_index("S1-F1-S") == 0 and configuration_index("S3-F3-NS") == 17
+    with pytest.raises(InsarMlError, match="Unknown simulator configuration 'S4-F1-S'"):
+        configuration_index("S4-F1-S")
+    only_f3 = SimulatedPatches(seed=1, patch_size=32, mix=[configuration_index("S1-F3-NS")]).batch(0, 4)
+    only_f1 = SimulatedPatches(seed=1, patch_size=32, mix=[configuration_index("S1-F1-NS")]).batch(0, 4)
+    gradient = lambda b: np.mean([np.abs(np.angle(np.exp(1j * np.diff(np.arctan2(c[1], c[0]), axis=1)))).mean()  # noqa: E731
+                                  for c in b.clean])
+    assert gradient(only_f3) > 3 * gradient(only_f1)
