@@ -28,7 +28,8 @@ sys.path.insert(0, str(REPO))
 from qgis_insar_ml.core.deepinsar.data import TEST_SEED_BASE  # noqa: E402
 from qgis_insar_ml.core.deepinsar.inference import filter_arrays  # noqa: E402
 from qgis_insar_ml.core.deepinsar.model import PAPER_CONFIG, DeepInsarNet  # noqa: E402
-from qgis_insar_ml.core.deepinsar.modelfile import card_path, load_model  # noqa: E402
+from qgis_insar_ml.core.deepinsar.modelfile import load_model  # noqa: E402
+from qgis_insar_ml.core.model_files import card_path  # noqa: E402
 from qgis_insar_ml.core.filters import boxcar, goldstein  # noqa: E402
 from qgis_insar_ml.core.inputs import InterferogramBlock  # noqa: E402
 from qgis_insar_ml.core.metrics import coherence_rmse, phase_rmse, phase_ssim  # noqa: E402

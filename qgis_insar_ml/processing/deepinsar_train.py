@@ -60,7 +60,7 @@ class DeepInsarTrainAlgorithm(InsarMlAlgorithm):
         self.addOutput(QgsProcessingOutputFile("MODEL_CARD", "Model card (JSON)"))
 
     def execute(self, parameters, context, progress):
-        from ..core.deepinsar.modelfile import card_path
+        from ..core.model_files import card_path
         from ..core.deepinsar.training import TrainSettings, train_deepinsar
 
         teacher = None

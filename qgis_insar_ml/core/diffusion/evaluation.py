@@ -16,7 +16,6 @@ Nothing here imports ``qgis``.
 """
 from __future__ import annotations
 
-import json
 import math
 import os
 from pathlib import Path
@@ -33,7 +32,7 @@ from torch import nn
 
 from ..errors import InsarMlError
 from ..progress import Progress, SilentProgress, check_cancel
-from .pdm_file import _read_json
+from ..model_files import card_path, load_weights, read_card, save_with_card
 
 ENCODER_FORMAT = "qgis_insar_ml.encoder"
 ENCODER_KIND = "encoder"
@@ -407,46 +406,22 @@ def train_encoder(images: Any, labels: Any | None = None, steps: int = 500, seed
 
 def save_encoder(encoder: FeatureEncoder, path: str | os.PathLike) -> Path:
     """Write ``<path>.safetensors`` and its card ``<path>.json``; both appear only when complete."""
-    from safetensors.torch import save_file
-
-    weights = Path(path).with_suffix(".safetensors")
     card = {"format": ENCODER_FORMAT, "kind": ENCODER_KIND, "encoder": encoder.config(),
             "feature_dim": encoder.feature_dim, "training": encoder.training_info}
-    text = json.dumps(card, indent=2)
-    state = {k: v.detach().to("cpu", copy=True).contiguous() for k, v in encoder.state_dict().items()}
-    weights.parent.mkdir(parents=True, exist_ok=True)
-    temps = [weights.with_name(f".{weights.name}.partial"), weights.with_name(f".{weights.stem}.json.partial")]
-    try:
-        save_file(state, str(temps[0]), metadata={"format": "pt", "card_format": ENCODER_FORMAT})
-        temps[1].write_text(text, encoding="utf-8")
-        os.replace(temps[0], weights)
-        os.replace(temps[1], weights.with_suffix(".json"))
-    finally:
-        for tmp in temps:
-            tmp.unlink(missing_ok=True)
-    return weights
+    return save_with_card(encoder.state_dict(), card, Path(path).with_suffix(".safetensors"))
 
 
 def load_encoder(path: str | os.PathLike, device: str | torch.device = "cpu") -> FeatureEncoder:
     """Load an encoder written by :func:`save_encoder` (its ``.safetensors`` or ``.json``), in eval mode."""
-    from safetensors import SafetensorError
-    from safetensors.torch import load_file
-
-    weights = Path(path).with_suffix(".safetensors")
-    card_file = weights.with_suffix(".json")
-    if not weights.is_file() or not card_file.is_file():
-        raise InsarMlError(f"Encoder not found: {weights} and its card {card_file.name} must both exist.")
-    card = _read_json(card_file, "encoder card")
-    if not isinstance(card, dict) or card.get("format") != ENCODER_FORMAT:
-        raise InsarMlError(f"{weights.name} is not a feature encoder (its card is not '{ENCODER_FORMAT}'). "
-                           "Choose an encoder trained for evaluation.")
+    weights, card = read_card(path, ENCODER_FORMAT, "feature encoder")
+    card_file = card_path(weights)
     try:
         encoder = FeatureEncoder(int(card["encoder"]["in_channels"]), tuple(card["encoder"]["widths"]))
-        encoder.load_state_dict(load_file(str(weights)), strict=True)
+        encoder.load_state_dict(load_weights(weights), strict=True)
     except (KeyError, TypeError, ValueError) as exc:
         raise InsarMlError(f"The card {card_file.name} does not describe a valid encoder ({exc}).") from None
-    except (SafetensorError, OSError, RuntimeError) as exc:
-        raise InsarMlError(f"{weights.name} is corrupt or does not fit its card "
+    except RuntimeError as exc:
+        raise InsarMlError(f"{weights.name} does not fit its card "
                            f"({str(exc).splitlines()[0]}).") from None
     encoder.training_info = card.get("training")
     return encoder.to(device).eval()

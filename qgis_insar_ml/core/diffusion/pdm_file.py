@@ -15,7 +15,6 @@ Two kinds of file load here, and both are read as data, never as code:
 """
 from __future__ import annotations
 
-import json
 import os
 import pickle
 import zipfile
@@ -26,6 +25,7 @@ from typing import Any
 import torch
 
 from ..errors import InsarMlError
+from ..model_files import card_path, load_weights, read_card, read_json, save_with_card
 from .unet import UNetConfig, UNetModel, attention_downsample_rates, reference_channel_mult
 
 CARD_FORMAT = "qgis_insar_ml.pdm"
@@ -65,13 +65,6 @@ class LoadedPdm:
     @property
     def is_super_resolution(self) -> bool:
         return self.config.low_res_channels > 0
-
-
-def card_path(weights: Path) -> Path:
-    return weights.with_suffix(".json")
-
-
-# --------------------------------------------------------------------------- settings
 
 
 def _diffusion_settings(d: dict[str, Any], config: UNetConfig, where: str) -> dict[str, Any]:
@@ -127,15 +120,8 @@ def save_pdm(model: UNetModel, path: str | os.PathLike, card: dict[str, Any]) ->
     ``"classes"`` (one name per label) and any other JSON-serialisable entries (training
     settings, data normalisation, …).  Returns the weights path.
     """
-    from safetensors.torch import save_file
-
-    weights = Path(path)
-    if weights.suffix.lower() == ".json":
-        weights = weights.with_suffix(".safetensors")
-    elif weights.suffix.lower() != ".safetensors":
-        weights = weights.with_name(weights.name + ".safetensors")
     config = model.config
-    where = weights.name
+    where = Path(path).name
     card = dict(card or {})
     for reserved in ("format", "kind", "unet"):
         card.pop(reserved, None)
@@ -143,45 +129,14 @@ def save_pdm(model: UNetModel, path: str | os.PathLike, card: dict[str, Any]) ->
     classes = _classes(card.pop("classes", None), config, where)
     full_card = {"format": CARD_FORMAT, "kind": KIND, "unet": config.to_dict(), "diffusion": diffusion,
                  "classes": classes, **card}
-    text = json.dumps(full_card, indent=2)          # fails before anything is written if not serialisable
-    state = {k: v.detach().to("cpu", copy=True).contiguous() for k, v in model.state_dict().items()}
-    weights.parent.mkdir(parents=True, exist_ok=True)
-    tmp_weights = weights.with_name(f".{weights.name}.partial")
-    tmp_card = weights.with_name(f".{card_path(weights).name}.partial")
-    try:
-        save_file(state, str(tmp_weights), metadata={"format": "pt", "card_format": CARD_FORMAT})
-        tmp_card.write_text(text, encoding="utf-8")
-        os.replace(tmp_weights, weights)
-        os.replace(tmp_card, card_path(weights))
-    finally:
-        for tmp in (tmp_weights, tmp_card):
-            if tmp.exists():
-                tmp.unlink()
-    return weights
-
-
-def _read_json(path: Path, what: str) -> Any:
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, ValueError) as exc:
-        raise InsarMlError(f"The {what} {path} is not valid JSON ({exc}). Restore or re-export it.") from None
+    return save_with_card(model.state_dict(), full_card, path)
 
 
 def _load_ours(given: Path, device: str | torch.device) -> LoadedPdm:
-    from safetensors import SafetensorError
-    from safetensors.torch import load_file
-
-    weights = given.with_suffix(".safetensors")
+    weights, card = read_card(given, CARD_FORMAT, "PDM")
     card_file = card_path(weights)
-    if not weights.is_file():
-        raise InsarMlError(f"PDM weights not found: {weights}. Choose a .safetensors PDM model file.")
-    if not card_file.is_file():
-        raise InsarMlError(f"{weights.name} has no model card ({card_file.name} beside it), so it cannot be "
-                           "identified as a PDM. Copy the card next to the weights.")
-    card = _read_json(card_file, "model card")
-    if not isinstance(card, dict) or card.get("format") != CARD_FORMAT or card.get("kind") != KIND:
-        kind = card.get("kind", card.get("format", "unknown")) if isinstance(card, dict) else "unknown"
-        raise InsarMlError(f"{weights.name} is not a PDM (its card says kind '{kind}'). "
+    if card.get("kind") != KIND:
+        raise InsarMlError(f"{weights.name} is not a PDM (its card says kind '{card.get('kind', 'unknown')}'). "
                            "Choose a PDM model file (.safetensors with a 'pdm' card).")
     try:
         config = UNetConfig.from_dict(card["unet"])
@@ -189,16 +144,8 @@ def _load_ours(given: Path, device: str | torch.device) -> LoadedPdm:
         raise InsarMlError(f"The card {card_file.name} has an invalid U-Net description ({exc}).") from None
     diffusion = _diffusion_settings(card.get("diffusion", {}), config, card_file.name)
     classes = _classes(card.get("classes"), config, card_file.name)
-    try:
-        state = load_file(str(weights))
-    except (SafetensorError, OSError, ValueError) as exc:
-        raise InsarMlError(f"{weights.name} is corrupt or not a safetensors file ({exc}). "
-                           "Re-export or re-download it.") from None
-    model = _build_and_fill(config, state, weights)
+    model = _build_and_fill(config, load_weights(weights), weights)
     return LoadedPdm(model.to(device).eval(), config, diffusion, classes, card, SOURCE_OURS, weights)
-
-
-# --------------------------------------------------------------------------- reference checkpoints
 
 
 def _as_bool(value: Any, key: str, where: str) -> bool:
@@ -317,7 +264,7 @@ def _load_reference(weights: Path, device: str | torch.device) -> LoadedPdm:
     if not meta_file.is_file():
         raise InsarMlError(f"{name} has no {REFERENCE_METADATA} beside it, so its architecture is unknown. "
                            f"Copy the {REFERENCE_METADATA} written by the training run into {weights.parent}.")
-    meta = _read_json(meta_file, "training metadata")
+    meta = read_json(meta_file, "training metadata")
     config, diffusion = config_from_reference_metadata(meta, f"{REFERENCE_METADATA} of {name}")
     state = _torch_load_weights_only(weights)
     if not isinstance(state, dict) or not all(isinstance(k, str) and isinstance(v, torch.Tensor)
