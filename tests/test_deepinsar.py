@@ -305,3 +305,18 @@ def test_configuration_mix_over_represents_the_listed_scenes():
     gradient = lambda b: np.mean([np.abs(np.angle(np.exp(1j * np.diff(np.arctan2(c[1], c[0]), axis=1)))).mean()  # noqa: E731
                                   for c in b.clean])
     assert gradient(only_f3) > 3 * gradient(only_f1)
+
+
+def test_export_checkpoint_writes_the_best_state_as_a_model(tmp_path):
+    from qgis_insar_ml.__main__ import main
+
+    result = train_deepinsar(tiny_settings(tmp_path, steps=6), log=lambda m: None)
+    out = tmp_path / "snapshot.safetensors"
+    assert main(["export-checkpoint", str(tmp_path / "tiny.ckpt.pt"), str(out)]) == 0
+    exported, card = load_model(out)
+    trained, _ = load_model(result.model)
+    assert card["training"]["steps"] == 6
+    for (name, a), (_, b) in zip(exported.state_dict().items(), trained.state_dict().items()):
+        assert torch.equal(a, b), name
+    (tmp_path / "junk.ckpt.pt").write_bytes(b"not a checkpoint")
+    assert main(["export-checkpoint", str(tmp_path / "junk.ckpt.pt"), str(tmp_path / "x.safetensors")]) == 2
