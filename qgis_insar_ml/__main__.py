@@ -1,4 +1,4 @@
-"""Headless command line: ``python -m qgis_insar_ml train-deepinsar ...``.
+"""Headless command line: ``python -m qgis_insar_ml train-deepinsar|train-pdm ...``.
 
 Runs the same core code as the Processing algorithms, without QGIS, e.g. on a GPU
 server; under ``torchrun --nproc_per_node N`` it trains with DistributedDataParallel.
@@ -39,6 +39,24 @@ def _train_deepinsar(args: argparse.Namespace) -> None:
                       "best_validation_loss": result.best_validation_loss, "stopped_early": result.stopped_early}))
 
 
+def _train_pdm(args: argparse.Namespace) -> None:
+    from .core.diffusion.training import PdmTrainSettings, train_pdm
+
+    settings = PdmTrainSettings(
+        output=args.output, dataset=args.dataset, image_size=args.image_size, super_resolution=args.super_resolution,
+        crop=args.crop, folder_crop=args.folder_crop, class_conditional=not args.unconditional,
+        label_dropout=args.label_dropout, model_channels=args.channels, channel_mult=tuple(args.channel_mult),
+        num_res_blocks=args.res_blocks, attention_resolutions=tuple(args.attention), dropout=args.dropout,
+        learn_sigma=not args.fixed_variance, diffusion_steps=args.diffusion_steps, noise_schedule=args.schedule,
+        timestep_sampler=args.timestep_sampler, steps=args.steps, batch_size=args.batch_size,
+        learning_rate=args.lr, warmup_steps=args.warmup, ema_rate=args.ema, grad_clip=args.grad_clip,
+        seed=args.seed, checkpoint=args.checkpoint, checkpoint_every=args.checkpoint_every,
+        validate_every=args.validate_every, resume=args.resume, device=args.device)
+    result = train_pdm(settings, log=lambda message: print(message, flush=True))
+    print(json.dumps({"model": result.model, "steps": result.steps_done,
+                      "final_validation_loss": result.final_validation_loss}))
+
+
 def _export_checkpoint(args: argparse.Namespace) -> None:
     from .core.deepinsar.training import export_checkpoint
 
@@ -77,6 +95,38 @@ def main(argv: list[str] | None = None) -> int:
         teacher.add_argument(f"--{name}")
     teacher.add_argument("--soft-coherence", action="store_true", help="do not threshold the reference coherence at 0.5")
     train.set_defaults(run=_train_deepinsar)
+    pdm = commands.add_parser("train-pdm", help="train a diffusion model (PDM) on a built-in dataset or a folder")
+    pdm.add_argument("--output", required=True, help="model file to write (.safetensors + .json card)")
+    pdm.add_argument("--dataset", default="interferograms",
+                     help="'interferograms', 'deformation' or a folder of rasters (one subfolder per class)")
+    pdm.add_argument("--image-size", type=int, default=64, help="generated size (the high-res size for --super-resolution)")
+    pdm.add_argument("--super-resolution", action="store_true", help="learn 2x super-resolution of image-size/2 inputs")
+    pdm.add_argument("--crop", type=int, help="super-resolution: train on random crops of this size")
+    pdm.add_argument("--folder-crop", type=int, help="folder datasets: crop this, then downscale to image-size")
+    pdm.add_argument("--unconditional", action="store_true", help="ignore the class labels")
+    pdm.add_argument("--label-dropout", type=float, default=0.1, help="null-label share for classifier-free guidance")
+    pdm.add_argument("--channels", type=int, default=32, help="U-Net base channels")
+    pdm.add_argument("--channel-mult", type=int, nargs="+", default=[1, 1, 2, 2])
+    pdm.add_argument("--res-blocks", type=int, default=1)
+    pdm.add_argument("--attention", type=int, nargs="*", default=[8], help="downsample rates with attention")
+    pdm.add_argument("--dropout", type=float, default=0.0)
+    pdm.add_argument("--fixed-variance", action="store_true", help="do not learn the variance (L_simple only)")
+    pdm.add_argument("--diffusion-steps", type=int, default=1000)
+    pdm.add_argument("--schedule", choices=("linear", "cosine"), default="cosine")
+    pdm.add_argument("--timestep-sampler", choices=("loss-aware", "uniform"), default="loss-aware")
+    pdm.add_argument("--steps", type=int, default=2000)
+    pdm.add_argument("--batch-size", type=int, default=32)
+    pdm.add_argument("--lr", type=float, default=2e-4)
+    pdm.add_argument("--warmup", type=int, default=100)
+    pdm.add_argument("--ema", type=float, default=0.999)
+    pdm.add_argument("--grad-clip", type=float, default=1.0)
+    pdm.add_argument("--seed", type=int, default=0)
+    pdm.add_argument("--checkpoint", help="checkpoint file (default: <output>.ckpt.pt)")
+    pdm.add_argument("--checkpoint-every", type=int, default=200)
+    pdm.add_argument("--validate-every", type=int, default=100)
+    pdm.add_argument("--resume", action="store_true", help="continue from the checkpoint")
+    pdm.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
+    pdm.set_defaults(run=_train_pdm)
     export = commands.add_parser("export-checkpoint", help="write a checkpoint's best state as a model file")
     export.add_argument("checkpoint")
     export.add_argument("output", help="model file to write (.safetensors + .json card)")

@@ -35,3 +35,19 @@ def check_cancel(progress: Progress) -> None:
     """Raise :class:`Cancelled` when the user asked to stop."""
     if progress.is_cancelled():
         raise Cancelled("Cancelled by the user.")
+
+
+class SubProgress:
+    """A slice [start, start + span] % of a parent's progress: one stage of a longer job."""
+
+    def __init__(self, parent: Progress, start: float, span: float):
+        self.parent, self.start, self.span = parent, start, span
+
+    def set_progress(self, percent: float) -> None:
+        self.parent.set_progress(self.start + self.span * percent / 100.0)
+
+    def is_cancelled(self) -> bool:
+        return self.parent.is_cancelled()
+
+    def info(self, message: str) -> None:
+        self.parent.info(message)

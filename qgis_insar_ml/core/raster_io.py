@@ -280,6 +280,18 @@ class OutputRaster:
             p.unlink(missing_ok=True)
 
 
+def write_whole_raster(path: str | os.PathLike, grid: GridInfo, bands: Sequence[tuple[str, np.ndarray]],
+                       metadata: dict[str, str] | None = None, progress: Progress | None = None) -> Path:
+    """Write a small in-memory raster (one array per band) as a GeoTIFF that appears whole or not at all."""
+    outputs = OutputSet({"raster": OutputRaster(path, grid, [OutputBand(d) for d, _ in bands], metadata)})
+    whole = Window(0, 0, grid.height, grid.width)
+    with outputs as opened:
+        for index, (_, values) in enumerate(bands):
+            opened["raster"].write(whole, values, band=index)
+        outputs.commit(progress)
+    return Path(path)
+
+
 class OutputSet:
     """Several outputs committed together, or all removed when anything fails."""
 

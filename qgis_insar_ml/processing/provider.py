@@ -10,10 +10,16 @@ from .deepinsar_train import DeepInsarTrainAlgorithm
 from .evaluate_filter import EvaluateFilterAlgorithm
 from .filter_boxcar import FilterBoxcarAlgorithm
 from .filter_goldstein import FilterGoldsteinAlgorithm
+from .pdm_evaluate import PdmEvaluateAlgorithm
+from .pdm_generate import PdmGenerateAlgorithm
+from .pdm_superresolve import PdmSuperresolveAlgorithm
+from .pdm_train import PdmTrainAlgorithm
 from .simulate_pair import SimulatePairAlgorithm
+from .synthetic_dataset import SyntheticDatasetAlgorithm
 
 ALGORITHMS = (SimulatePairAlgorithm, FilterBoxcarAlgorithm, FilterGoldsteinAlgorithm, EvaluateFilterAlgorithm,
-              DeepInsarFilterAlgorithm, DeepInsarTrainAlgorithm)
+              DeepInsarFilterAlgorithm, DeepInsarTrainAlgorithm, SyntheticDatasetAlgorithm, PdmTrainAlgorithm,
+              PdmGenerateAlgorithm, PdmSuperresolveAlgorithm, PdmEvaluateAlgorithm)
 
 
 class InsarMlProvider(QgsProcessingProvider):

@@ -55,7 +55,7 @@ def _real(values: np.ndarray) -> np.ndarray:
     return np.abs(values) if np.iscomplexobj(values) else np.asarray(values, dtype=np.float64)
 
 
-def _raster_shape(path: Path) -> tuple[int, int, int]:
+def raster_shape(path: Path) -> tuple[int, int, int]:
     """(channels, rows, cols) from the file header, without reading pixels."""
     if path.suffix.lower() == ".npy":
         shape = np.load(path, mmap_mode="r").shape
@@ -150,7 +150,7 @@ class RasterFolderDataset:
 
     def _add(self, path: Path, label: int) -> None:
         try:
-            channels, rows, cols = _raster_shape(path)
+            channels, rows, cols = raster_shape(path)
         except (RuntimeError, ValueError, OSError) as exc:
             self.skipped.append((path, f"unreadable ({exc})"))
             return

@@ -19,7 +19,7 @@ import numpy as np
 
 from ..errors import InsarMlError
 from ..progress import Progress, SilentProgress, check_cancel
-from ..raster_io import GridInfo, OutputBand, OutputRaster, OutputSet, Window, provenance
+from ..raster_io import GridInfo, provenance, write_whole_raster
 from ..simulation_io import PIXEL_GRID_GEOTRANSFORM
 
 WAVELENGTH = 0.0555  # m, Sentinel-1 C band
@@ -344,24 +344,18 @@ def write_synthetic_dataset(dataset: str, folder: str | os.PathLike, size: int, 
         raise InsarMlError(f"Cannot create the dataset folder {folder}: {exc.strerror}. "
                            "Pick a writable folder.") from None
     grid = GridInfo(scenes.size, scenes.size, PIXEL_GRID_GEOTRANSFORM, "")
-    bands = [OutputBand("unwrapped phase [rad]")] + ([OutputBand("wrapped phase [rad]")] if wrapped else [])
     meta = {**provenance("insarml:synthetic_dataset", {"DATASET": dataset, "SIZE": size, "COUNT": count,
                                                        "SEED": seed, "WRAPPED": wrapped}),
             "INSARML_WAVELENGTH_M": str(WAVELENGTH), "INSARML_PIXEL_SPACING_M": str(scenes.pixel_spacing)}
-    whole = Window(0, 0, scenes.size, scenes.size)
     counts = dict.fromkeys(scenes.class_names, 0)
     for index in range(count):
         check_cancel(progress)
         unwrapped, label = scenes.sample(index)
         name = scenes.class_names[label]
-        outputs = OutputSet({"scene": OutputRaster(folder / name / f"{index:05d}.tif", grid, bands,
-                                                   {**meta, "INSARML_CLASS": name, "INSARML_LABEL": str(label),
-                                                    "INSARML_INDEX": str(index)})})
-        with outputs as opened:
-            opened["scene"].write(whole, unwrapped)
-            if wrapped:
-                opened["scene"].write(whole, wrap(unwrapped), band=1)
-            outputs.commit(progress)
+        bands = [("unwrapped phase [rad]", unwrapped)] + ([("wrapped phase [rad]", wrap(unwrapped))] if wrapped else [])
+        write_whole_raster(folder / name / f"{index:05d}.tif", grid, bands,
+                           {**meta, "INSARML_CLASS": name, "INSARML_LABEL": str(label), "INSARML_INDEX": str(index)},
+                           progress)
         counts[name] += 1
         progress.set_progress(100.0 * (index + 1) / count)
     return counts

@@ -23,7 +23,7 @@ from ..tiling import BLEND_COMPLEX, BLEND_PHASE, BLEND_REAL
 from .model import DeepInsarNet, restore
 from .modelfile import load_model
 from .observation import AmplitudeStats, make_observation, source_amplitude_stats
-from .training import pick_device
+from ..torch_runtime import pick_device
 
 SHIPPED = {4: "deepinsar_4ch.safetensors", 2: "deepinsar_phase.safetensors"}
 OUTPUTS = {

@@ -23,6 +23,8 @@ import torch.nn.functional as F
 from ..errors import Cancelled, InsarMlError
 from ..inputs import InterferogramSource
 from ..progress import Progress, SilentProgress
+from ..torch_runtime import (distributed_rank_world, load_checkpoint_file, pick_device, save_checkpoint_file,
+                             warmup_cosine_rate)
 from .data import Batch, SimulatedPatches, TeacherPatches, configuration_index
 from .model import DEFAULT_CONFIG, DeepInsarConfig, DeepInsarNet, restore
 from .modelfile import save_model
@@ -70,19 +72,6 @@ class TrainResult:
     best_validation_loss: float
     history: list[dict] = field(default_factory=list)
     stopped_early: bool = False
-
-
-def pick_device(name: str = "auto", rank: int = 0) -> torch.device:
-    """``auto``: the GPU when there is one, else the CPU; ``cuda:N`` must exist."""
-    if name in ("", "auto"):
-        return torch.device(f"cuda:{rank % torch.cuda.device_count()}" if torch.cuda.is_available() else "cpu")
-    device = torch.device(name)
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise InsarMlError(f"DEVICE {name} was asked for, but this torch sees no CUDA GPU "
-                           f"(torch {torch.__version__}). Use 'auto' or 'cpu'.")
-    if device.type == "cuda" and (device.index or 0) >= torch.cuda.device_count():
-        raise InsarMlError(f"DEVICE {name}: only {torch.cuda.device_count()} GPU(s) are visible.")
-    return device
 
 
 def _tensors(batch: Batch, device: torch.device) -> tuple[torch.Tensor, ...]:
@@ -142,27 +131,11 @@ def validation_metrics(net: torch.nn.Module, batch: Batch, device: torch.device,
             "coherence_rmse": math.sqrt(sums["coherence"] / n)}
 
 
-def learning_rate(settings: TrainSettings, step: int) -> float:
-    if step < settings.warmup_steps:
-        return settings.learning_rate * (step + 1) / settings.warmup_steps
-    progress = (step - settings.warmup_steps) / max(1, settings.steps - settings.warmup_steps)
-    return settings.learning_rate * (0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * min(1.0, progress))))
-
-
-def _distributed() -> tuple[int, int]:
-    """(rank, world size); starts the process group under torchrun."""
-    world = int(os.environ.get("WORLD_SIZE", "1"))
-    if world > 1 and not torch.distributed.is_initialized():
-        backend = "nccl" if torch.cuda.is_available() else "gloo"
-        torch.distributed.init_process_group(backend)
-    return (torch.distributed.get_rank(), world) if world > 1 else (0, 1)
-
-
 def train_deepinsar(settings: TrainSettings, progress: Progress | None = None,
                     log: Callable[[str], None] = print) -> TrainResult:
     """Train (or resume training) a DeepInSAR model and write it to ``settings.output``."""
     progress = progress or SilentProgress()
-    rank, world = _distributed()
+    rank, world = distributed_rank_world()
     device = pick_device(settings.device, rank)
     torch.manual_seed(settings.seed)
     config = settings.config()
@@ -190,7 +163,7 @@ def train_deepinsar(settings: TrainSettings, progress: Progress | None = None,
             raise Cancelled(f"Cancelled at step {step}; checkpoint saved to {settings.checkpoint_path()} "
                             "(resume from it to continue).")
         for group in optimizer.param_groups:
-            group["lr"] = learning_rate(settings, step)
+            group["lr"] = warmup_cosine_rate(settings.learning_rate, step, settings.steps, settings.warmup_steps)
         loss, phase_loss, coherence_loss, _ = losses(model, data.batch(step, per_rank, rank), device,
                                                      settings.coherence_weight, settings.balance)
         optimizer.zero_grad(set_to_none=True)
@@ -252,22 +225,20 @@ def _card(settings: TrainSettings, steps: int, best: float) -> dict:
 def _save_checkpoint(settings, rank, net, optimizer, step, history, best, best_state, bad_rounds) -> None:
     if rank != 0:
         return
-    path = settings.checkpoint_path()
-    tmp = path.with_name(f".{path.name}.partial")
-    torch.save({"step": step, "model": net.state_dict(), "optimizer": optimizer.state_dict(), "history": history,
+    save_checkpoint_file({"step": step, "model": net.state_dict(), "optimizer": optimizer.state_dict(), "history": history,
                 "best_loss": best, "best_state": best_state, "bad_rounds": bad_rounds,
-                "architecture": settings.config().to_dict(), "objective": settings.objective}, tmp)
-    os.replace(tmp, path)
+                "architecture": settings.config().to_dict(), "objective": settings.objective},
+                         settings.checkpoint_path())
 
 
 def export_checkpoint(checkpoint: str | os.PathLike, output: str | os.PathLike) -> Path:
     """Write the best validation state of a (running or finished) training as a model file."""
     path = Path(checkpoint)
+    state = load_checkpoint_file(path, "DeepInSAR")
     try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
         config = DeepInsarConfig.from_dict(state["architecture"])
         weights = state["best_state"] or state["model"]
-    except Exception as exc:  # corrupt, foreign, or a pickle with more than tensors and numbers
+    except (KeyError, TypeError, ValueError) as exc:
         raise InsarMlError(f"{path} is not a valid DeepInSAR checkpoint ({exc}).") from None
     card = {"training": {"mode": "exported from checkpoint", "checkpoint": path.name, "steps": state["step"],
                          "best_validation_loss": state["best_loss"]}}

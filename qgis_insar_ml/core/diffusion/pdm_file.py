@@ -227,10 +227,12 @@ def _unpickler_reason(exc: BaseException) -> str:
     if "WeightsUnpickler error:" in text:
         text = text.split("WeightsUnpickler error:", 1)[1]
     lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
-    reason = lines[0] if lines else type(exc).__name__
-    if "Unsupported global" in reason:       # "GLOBAL io.open was not an allowed global …" → keep the name
-        reason = reason.split(" was not", 1)[0]
-    return reason[:200]
+    refusal = next((ln for ln in lines if "GLOBAL" in ln.upper() and ("unsupported" in ln.lower()
+                                                                       or "not an allowed" in ln)), None)
+    if refusal:     # "GLOBAL io.open was not an allowed global…" / "unsupported GLOBAL posix.system whose…"
+        name = refusal.split("GLOBAL", 1)[1].split()[0] if "GLOBAL" in refusal else refusal
+        return f"Unsupported global {name}"
+    return (lines[0] if lines else type(exc).__name__)[:200]
 
 
 def _torch_load_weights_only(path: Path) -> Any:
