@@ -21,7 +21,9 @@ from qgis.PyQt.QtWidgets import QMenu
 from conftest import REPO, model_child, noisy_fringes, read_band, run_model_file, write_raster
 
 ALGORITHM_IDS = {"insarml:simulate_pair", "insarml:filter_boxcar", "insarml:filter_goldstein",
-                 "insarml:evaluate_filter", "insarml:deepinsar_filter", "insarml:deepinsar_train"}
+                 "insarml:evaluate_filter", "insarml:deepinsar_filter", "insarml:deepinsar_train",
+                 "insarml:synthetic_dataset", "insarml:pdm_train", "insarml:pdm_generate", "insarml:pdm_superresolve",
+                 "insarml:pdm_evaluate"}
 
 
 def run(algorithm: str, parameters: dict, feedback: QgsProcessingFeedback | None = None) -> dict:
@@ -71,8 +73,9 @@ def test_plugin_loads_adds_toolbar_and_menu_and_unloads(qgis_iface, qgis_process
         assert {a.id() for a in provider.algorithms()} == ALGORITHM_IDS
         assert [a.text() for a in plugin.toolbar.actions()] == [
             "Simulate InSAR pair", "Boxcar filter and coherence", "Goldstein filter", "Evaluate filter result",
-            "DeepInSAR filter and coherence", "Train DeepInSAR"]
-        assert len(iface.submenus["InSAR ML"].actions()) == 6
+            "DeepInSAR filter and coherence", "Train DeepInSAR", "Synthetic InSAR dataset", "Train PDM",
+            "Generate scenes (PDM)", "Super-resolve (PDM)", "Evaluate generated scenes"]
+        assert len(iface.submenus["InSAR ML"].actions()) == 11
         assert not plugin.toolbar.actions()[0].icon().isNull()
     finally:
         plugin.unload()

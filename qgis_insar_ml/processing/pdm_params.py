@@ -9,7 +9,7 @@ from qgis.core import (
     QgsProcessingParameterString,
 )
 
-from ..core.diffusion.sampling import SAMPLERS, SKIP_TYPES
+from ..core.diffusion.names import SAMPLER_NAMES, SKIP_TYPES
 from .base import InsarMlAlgorithm
 from .compat import ADVANCED, DOUBLE, INTEGER
 
@@ -29,7 +29,7 @@ def add_model_parameter(algorithm: InsarMlAlgorithm, shipped: str) -> None:
 
 
 def add_sampler_parameters(algorithm: InsarMlAlgorithm, default_steps: int = 20) -> None:
-    algorithm.addParameter(QgsProcessingParameterEnum("SAMPLER", "Sampler", list(SAMPLERS),
+    algorithm.addParameter(QgsProcessingParameterEnum("SAMPLER", "Sampler", list(SAMPLER_NAMES),
                                                       defaultValue="dpm_solver++", usesStaticStrings=True))
     algorithm.addParameter(QgsProcessingParameterNumber("STEPS", "Sampling steps", INTEGER, default_steps,
                                                         minValue=1, maxValue=4000))

@@ -19,8 +19,8 @@ import torch
 from ..errors import InsarMlError
 from ..progress import Progress, SilentProgress, check_cancel
 from .gaussian_diffusion import GaussianDiffusion, ModelFn
+from .names import SAMPLER_NAMES, SKIP_TYPES
 
-SKIP_TYPES = ("time_uniform", "logSNR", "time_quadratic")
 KARRAS_RHO = 7.0  # Karras et al.'s σ-grid exponent: dense steps at low noise
 KARRAS_SIGMA_MAX = 80.0  # Karras et al.'s top noise level for data in [−1, 1]: pure noise already
 
@@ -225,9 +225,4 @@ def guided_model(model_fn: ModelFn, scale: float, null_label: int) -> ModelFn:
     return guided
 
 
-SAMPLERS = {
-    "ancestral": sample_ancestral,
-    "ddim": sample_ddim,
-    "dpm_solver++": sample_dpm_solver,
-    "heun": sample_heun,
-}
+SAMPLERS = dict(zip(SAMPLER_NAMES, (sample_ancestral, sample_ddim, sample_dpm_solver, sample_heun)))
