@@ -174,3 +174,25 @@ def _plain_model(tmp_path: Path):
     train_pdm(PdmTrainSettings(output=str(out), dataset="interferograms", steps=1, validate_every=1, **TINY),
               log=lambda _: None)
     return load_pdm(out)
+
+
+def test_train_pdm_cli_with_two_gloo_processes(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    repo = Path(__file__).resolve().parents[1]
+    done = subprocess.run(
+        [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", "-m",
+         "qgis_insar_ml", "train-pdm", "--dataset", "deformation", "--image-size", "16", "--channel-mult", "1", "2",
+         "--attention", "--diffusion-steps", "20", "--steps", "4", "--batch-size", "4", "--validate-every", "2",
+         "--checkpoint-every", "2", "--device", "cpu", "--output", str(tmp_path / "ddp.safetensors")],
+        cwd=tmp_path, env={**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(repo)},
+        capture_output=True, text=True, timeout=240)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "on cpu (2 process(es))" in done.stdout
+    state = torch.load(tmp_path / "ddp.ckpt.pt", weights_only=True)
+    assert [h["step"] for h in state["history"]] == [1, 2, 3, 4]
+    # both ranks fed the loss-aware sampler: 2 processes × 2 samples × 4 steps
+    assert int(state["sampler_counts"].sum()) == 16
+    assert load_pdm(tmp_path / "ddp.safetensors").classes is not None
