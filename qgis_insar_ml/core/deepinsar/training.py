@@ -132,8 +132,12 @@ def validation_metrics(net: torch.nn.Module, batch: Batch, device: torch.device,
 
 
 def train_deepinsar(settings: TrainSettings, progress: Progress | None = None,
-                    log: Callable[[str], None] = print) -> TrainResult:
-    """Train (or resume training) a DeepInSAR model and write it to ``settings.output``."""
+                    log: Callable[[str], None] = print,
+                    on_record: Callable[[dict], None] | None = None) -> TrainResult:
+    """Train (or resume training) a DeepInSAR model and write it to ``settings.output``.
+
+    ``on_record`` receives every history entry as it is made (a live loss curve).
+    """
     progress = progress or SilentProgress()
     rank, world = distributed_rank_world()
     device = pick_device(settings.device, rank)
@@ -185,6 +189,8 @@ def train_deepinsar(settings: TrainSettings, progress: Progress | None = None,
             else:
                 bad_rounds += 1
         history.append(record)
+        if on_record:
+            on_record(record)
         if step % settings.checkpoint_every == 0:
             _save_checkpoint(settings, rank, net, optimizer, step, history, best, best_state, bad_rounds)
         progress.set_progress(100.0 * step / settings.steps)

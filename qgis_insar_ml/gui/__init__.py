@@ -1,0 +1,1 @@
+"""The desktop dialogs: thin front ends over the Processing algorithms and the core training loops."""

@@ -1,0 +1,151 @@
+"""Filter & coherence: DeepInSAR, Boxcar or Goldstein on an SLC pair or an interferogram."""
+from __future__ import annotations
+
+from qgis.PyQt.QtWidgets import QComboBox, QDoubleSpinBox, QSpinBox, QStackedWidget, QFormLayout, QWidget
+
+from ..core.errors import InsarMlError
+from . import settings
+from .dialog import ToolDialog
+from .extent import clip_to_extent
+from .layers import COHERENCE, PHASE, add_styled_layers
+from .widgets import DeviceCombo, ModelChooser, RasterInput, any_raster, is_complex, is_real_band
+
+METHODS = {"deepinsar": ("DeepInSAR", "insarml:deepinsar_filter"),
+           "boxcar": ("Boxcar", "insarml:filter_boxcar"),
+           "goldstein": ("Goldstein", "insarml:filter_goldstein")}
+INTERFEROGRAM, SLC_PAIR = "interferogram", "slc"
+WHOLE, CANVAS = "whole", "canvas"
+
+
+def spin(minimum: int, maximum: int, value: int, automatic: bool = False) -> QSpinBox:
+    """An integer field; with ``automatic`` its lowest value reads 'automatic' (the algorithm decides)."""
+    box = QSpinBox()
+    box.setRange(minimum, maximum)
+    box.setValue(value)
+    if automatic:
+        box.setSpecialValueText("automatic")
+    return box
+
+
+class FilterDialog(ToolDialog):
+    title = "Filter & coherence"
+
+    def __init__(self, iface, method: str = "deepinsar", parent=None):
+        super().__init__(iface, parent)
+        self.method = QComboBox()
+        for key, (label, _) in METHODS.items():
+            self.method.addItem(label, key)
+        self.input_kind = QComboBox()
+        self.input_kind.addItem("Interferogram (optional amplitudes)", INTERFEROGRAM)
+        self.input_kind.addItem("SLC pair", SLC_PAIR)
+        self.inputs = QStackedWidget()
+        ifg_page, slc_page = QWidget(), QWidget()
+        ifg_form, slc_form = QFormLayout(ifg_page), QFormLayout(slc_page)
+        self.interferogram = RasterInput(any_raster)
+        self.amplitude_reference = RasterInput(is_real_band, optional=True)
+        self.amplitude_secondary = RasterInput(is_real_band, optional=True)
+        ifg_form.addRow("Interferogram (complex, or phase [rad])", self.interferogram)
+        ifg_form.addRow("Reference amplitude", self.amplitude_reference)
+        ifg_form.addRow("Secondary amplitude", self.amplitude_secondary)
+        self.slc_reference = RasterInput(is_complex)
+        self.slc_secondary = RasterInput(is_complex)
+        slc_form.addRow("Reference SLC", self.slc_reference)
+        slc_form.addRow("Secondary SLC", self.slc_secondary)
+        self.inputs.addWidget(ifg_page)
+        self.inputs.addWidget(slc_page)
+        self.model = ModelChooser("deepinsar", "Automatic: the shipped model that fits the inputs")
+        self.device = DeviceCombo()
+        self.window = spin(3, 101, 5)
+        self.window.setSingleStep(2)
+        self.alpha = QDoubleSpinBox()
+        self.alpha.setRange(0.0, 1.0)
+        self.alpha.setSingleStep(0.1)
+        self.alpha.setValue(0.5)
+        self.extent = QComboBox()
+        self.extent.addItem("Whole raster", WHOLE)
+        self.extent.addItem("Current map canvas", CANVAS)
+        for label, widget in (("Method", self.method), ("Input", self.input_kind), ("", self.inputs),
+                              ("Model", self.model), ("Device", self.device), ("Window [px, odd]", self.window),
+                              ("Alpha (strength)", self.alpha), ("Extent", self.extent)):
+            self.form.addRow(label, widget)
+        self.output_folder = self.add_output_folder("filter_output_folder")
+        self.tile_size = spin(31, 16384, settings.get("tile_size", 31, int), automatic=True)
+        self.overlap = spin(-1, 4096, -1, automatic=True)
+        self.tile_size.valueChanged.connect(lambda value: settings.put("tile_size", value))
+        self.advanced.addRow("Tile size [px]", self.tile_size)
+        self.advanced.addRow("Tile overlap [px]", self.overlap)
+        self.input_kind.currentIndexChanged.connect(lambda index: self.inputs.setCurrentIndex(index))
+        self.method.currentIndexChanged.connect(self._method_changed)
+        self.method.setCurrentIndex(self.method.findData(method))
+        self._method_changed()
+
+    def _method_changed(self) -> None:
+        method = self.method.currentData()
+        self.needs_torch = method == "deepinsar"
+        for widget, shown in ((self.model, method == "deepinsar"), (self.device, method == "deepinsar"),
+                              (self.window, method == "boxcar"), (self.alpha, method == "goldstein")):
+            widget.setVisible(shown)
+            self.form.labelForField(widget).setVisible(shown)
+        self.update_torch_notice(self.needs_torch)
+
+    def _input_paths(self) -> dict[str, str]:
+        if self.input_kind.currentData() == SLC_PAIR:
+            if self.method.currentData() == "goldstein":
+                raise InsarMlError("Goldstein filters an interferogram: choose 'Interferogram' as input, or use "
+                                   "Boxcar or DeepInSAR for an SLC pair.")
+            paths = {"SLC_REFERENCE": self.slc_reference.path(), "SLC_SECONDARY": self.slc_secondary.path()}
+            if None in paths.values():
+                raise InsarMlError("Choose both SLCs (reference and secondary).")
+            return paths
+        if self.interferogram.path() is None:
+            raise InsarMlError("Choose an interferogram (a loaded raster layer or a file).")
+        amplitudes = (self.amplitude_reference.path(), self.amplitude_secondary.path())
+        if (amplitudes[0] is None) != (amplitudes[1] is None):
+            raise InsarMlError("Give both amplitudes or neither.")
+        paths = {"INTERFEROGRAM": self.interferogram.path()}
+        if amplitudes[0] is not None:
+            paths.update(AMPLITUDE_REFERENCE=amplitudes[0], AMPLITUDE_SECONDARY=amplitudes[1])
+        return paths
+
+    def input_name(self) -> str:
+        pair = self.input_kind.currentData() == SLC_PAIR
+        return (self.slc_reference if pair else self.interferogram).name() or "InSAR ML"
+
+    def request(self) -> tuple[str, dict]:
+        method = self.method.currentData()
+        parameters = self._input_paths()
+        if self.extent.currentData() == CANVAS:
+            canvas = self.iface.mapCanvas()
+            crs = canvas.mapSettings().destinationCrs()
+            parameters = {name: clip_to_extent(path, canvas.extent(), crs) for name, path in parameters.items()}
+        if self.tile_size.value() != self.tile_size.minimum():
+            if self.tile_size.value() < 32:
+                raise InsarMlError("The tile size must be at least 32 px (or 'automatic').")
+            parameters["TILE_SIZE"] = self.tile_size.value()
+        if self.overlap.value() >= 0:
+            parameters["OVERLAP"] = self.overlap.value()
+        name = self.input_name()
+        parameters["OUTPUT_PHASE"] = self.destination(self.output_folder, f"{name}_{method}_phase")
+        parameters["OUTPUT_COHERENCE"] = self.destination(self.output_folder, f"{name}_{method}_coherence")
+        if method == "deepinsar":
+            parameters.update(MODEL=self.model.path() or "", DEVICE=self.device.device())
+        elif method == "boxcar":
+            if self.window.value() % 2 == 0:
+                raise InsarMlError(f"The window must be an odd number of pixels, not {self.window.value()}.")
+            parameters["WINDOW"] = self.window.value()
+        else:
+            parameters["ALPHA"] = self.alpha.value()
+        self.submitted = parameters
+        return METHODS[method][1], parameters
+
+    def on_success(self, results: dict) -> None:
+        method = self.method.currentData()
+        label = METHODS[method][0]
+        outputs = [(results[key], f"{label} {what}", style) for key, what, style in
+                   (("OUTPUT_PHASE", "phase", PHASE), ("OUTPUT_COHERENCE", "coherence", COHERENCE))
+                   if results.get(key)]
+        provenance = {"algorithm": METHODS[method][1], "parameters": self.submitted}
+        if method == "deepinsar":
+            provenance["model"] = self.model.path() or "shipped (automatic)"
+        add_styled_layers(self.input_name(), outputs, provenance)
+        self.show_message(f"{label}: added {len(outputs)} layer(s) to the group '{self.input_name()}'.")

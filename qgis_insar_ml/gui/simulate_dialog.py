@@ -1,0 +1,76 @@
+"""Simulate pair: the DeepInSAR simulator's 18 configurations as simple choices."""
+from __future__ import annotations
+
+from itertools import product
+from pathlib import Path
+from xml.sax.saxutils import escape
+
+from osgeo import gdal
+from qgis.PyQt.QtWidgets import QComboBox
+
+from ..core.simulator import FRINGE_AMPLITUDE, NOISE_SIGMA
+from .dialog import ToolDialog
+from .filter_dialog import spin
+from .layers import COHERENCE, PHASE, add_styled_layers
+
+NOISE_TEXT = {"S1": "low noise", "S2": "medium noise", "S3": "high noise"}
+FRINGE_TEXT = {"F1": "few fringes", "F2": "more fringes", "F3": "dense fringes"}
+CONFIGURATIONS = list(product(NOISE_SIGMA, FRINGE_AMPLITUDE, (True, False)))
+
+
+def phase_view(path: str) -> str:
+    """A VRT beside ``path`` showing the phase of its complex band 1 (GDAL's ``phase`` pixel function)."""
+    ds = gdal.Open(path)
+    geo = ", ".join(repr(v) for v in ds.GetGeoTransform())
+    target = Path(path).with_name(f"{Path(path).stem}_phase.vrt")
+    target.write_text(
+        f'<VRTDataset rasterXSize="{ds.RasterXSize}" rasterYSize="{ds.RasterYSize}">\n'
+        f"  <SRS>{escape(ds.GetProjection())}</SRS>\n  <GeoTransform>{geo}</GeoTransform>\n"
+        '  <VRTRasterBand dataType="Float32" band="1" subClass="VRTDerivedRasterBand">\n'
+        "    <Description>phase [rad]</Description>\n    <PixelFunctionType>phase</PixelFunctionType>\n"
+        f'    <SimpleSource><SourceFilename relativeToVRT="0">{escape(str(Path(path).resolve()))}</SourceFilename>'
+        "<SourceBand>1</SourceBand></SimpleSource>\n  </VRTRasterBand>\n</VRTDataset>\n", encoding="utf-8")
+    return str(target)
+
+
+class SimulateDialog(ToolDialog):
+    title = "Simulate pair"
+
+    def __init__(self, iface, parent=None):
+        super().__init__(iface, parent)
+        self.configuration = QComboBox()
+        for noise, fringe, strips in CONFIGURATIONS:
+            self.configuration.addItem(f"{noise}-{fringe}-{'S' if strips else 'NS'}: {NOISE_TEXT[noise]}, "
+                                       f"{FRINGE_TEXT[fringe]}, {'with' if strips else 'no'} stripes",
+                                       (noise, fringe, strips))
+        self.configuration.setCurrentIndex(8)  # S2-F1 with stripes, the paper's middle case
+        self.width_box, self.height_box = spin(16, 20000, 512), spin(16, 20000, 512)
+        self.seed = spin(0, 2**31 - 1, 0)
+        for label, widget in (("Configuration", self.configuration), ("Width [px]", self.width_box),
+                              ("Height [px]", self.height_box), ("Seed", self.seed)):
+            self.form.addRow(label, widget)
+        self.output_folder = self.add_output_folder("simulate_output_folder")
+        self.advanced_box.setVisible(False)
+        self.submitted: dict = {}
+
+    def name(self) -> str:
+        noise, fringe, strips = self.configuration.currentData()
+        return f"sim_{noise}-{fringe}-{'S' if strips else 'NS'}_seed{self.seed.value()}"
+
+    def request(self) -> tuple[str, dict]:
+        noise, fringe, strips = self.configuration.currentData()
+        name = self.name()
+        self.submitted = {"WIDTH": self.width_box.value(), "HEIGHT": self.height_box.value(), "NOISE_LEVEL": noise,
+                          "FRINGE_LEVEL": fringe, "STRIPS": strips, "SEED": self.seed.value(),
+                          **{key: self.destination(self.output_folder, f"{name}_{suffix}") for key, suffix in
+                             (("OUTPUT_SLC_REFERENCE", "reference"), ("OUTPUT_SLC_SECONDARY", "secondary"),
+                              ("OUTPUT_INTERFEROGRAM", "interferogram"), ("OUTPUT_CLEAN_PHASE", "clean_phase"),
+                              ("OUTPUT_COHERENCE", "coherence"))}}
+        return "insarml:simulate_pair", self.submitted
+
+    def on_success(self, results: dict) -> None:
+        outputs = [(phase_view(results["OUTPUT_INTERFEROGRAM"]), "noisy phase", PHASE),
+                   (results["OUTPUT_CLEAN_PHASE"], "clean phase", PHASE),
+                   (results["OUTPUT_COHERENCE"], "true coherence", COHERENCE)]
+        add_styled_layers(self.name(), outputs, {"algorithm": "insarml:simulate_pair", "parameters": self.submitted})
+        self.show_message(f"Simulated; SLCs in {Path(results['OUTPUT_SLC_REFERENCE']).parent}.")
