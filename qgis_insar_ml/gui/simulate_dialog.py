@@ -15,7 +15,9 @@ from .layers import COHERENCE, PHASE, add_styled_layers
 
 NOISE_TEXT = {"S1": "low noise", "S2": "medium noise", "S3": "high noise"}
 FRINGE_TEXT = {"F1": "few fringes", "F2": "more fringes", "F3": "dense fringes"}
-CONFIGURATIONS = list(product(NOISE_SIGMA, FRINGE_AMPLITUDE, (True, False)))
+# "S2-F1-S" → (noise, fringes, stripes): the names the DeepInSAR tables use
+CONFIGURATIONS = {f"{noise}-{fringe}-{'S' if strips else 'NS'}": (noise, fringe, strips)
+                  for noise, fringe, strips in product(NOISE_SIGMA, FRINGE_AMPLITUDE, (True, False))}
 
 
 def phase_view(path: str) -> str:
@@ -27,6 +29,7 @@ def phase_view(path: str) -> str:
         f'<VRTDataset rasterXSize="{ds.RasterXSize}" rasterYSize="{ds.RasterYSize}">\n'
         f"  <SRS>{escape(ds.GetProjection())}</SRS>\n  <GeoTransform>{geo}</GeoTransform>\n"
         '  <VRTRasterBand dataType="Float32" band="1" subClass="VRTDerivedRasterBand">\n'
+        "    <SourceTransferType>CFloat64</SourceTransferType>\n"
         "    <Description>phase [rad]</Description>\n    <PixelFunctionType>phase</PixelFunctionType>\n"
         f'    <SimpleSource><SourceFilename relativeToVRT="0">{escape(str(Path(path).resolve()))}</SourceFilename>'
         "<SourceBand>1</SourceBand></SimpleSource>\n  </VRTRasterBand>\n</VRTDataset>\n", encoding="utf-8")
@@ -39,11 +42,10 @@ class SimulateDialog(ToolDialog):
     def __init__(self, iface, parent=None):
         super().__init__(iface, parent)
         self.configuration = QComboBox()
-        for noise, fringe, strips in CONFIGURATIONS:
-            self.configuration.addItem(f"{noise}-{fringe}-{'S' if strips else 'NS'}: {NOISE_TEXT[noise]}, "
-                                       f"{FRINGE_TEXT[fringe]}, {'with' if strips else 'no'} stripes",
-                                       (noise, fringe, strips))
-        self.configuration.setCurrentIndex(8)  # S2-F1 with stripes, the paper's middle case
+        for name, (noise, fringe, strips) in CONFIGURATIONS.items():
+            self.configuration.addItem(f"{name}: {NOISE_TEXT[noise]}, {FRINGE_TEXT[fringe]}, "
+                                       f"{'with' if strips else 'no'} stripes", name)
+        self.configuration.setCurrentIndex(self.configuration.findData("S2-F2-S"))
         self.width_box, self.height_box = spin(16, 20000, 512), spin(16, 20000, 512)
         self.seed = spin(0, 2**31 - 1, 0)
         for label, widget in (("Configuration", self.configuration), ("Width [px]", self.width_box),
@@ -54,11 +56,10 @@ class SimulateDialog(ToolDialog):
         self.submitted: dict = {}
 
     def name(self) -> str:
-        noise, fringe, strips = self.configuration.currentData()
-        return f"sim_{noise}-{fringe}-{'S' if strips else 'NS'}_seed{self.seed.value()}"
+        return f"sim_{self.configuration.currentData()}_seed{self.seed.value()}"
 
     def request(self) -> tuple[str, dict]:
-        noise, fringe, strips = self.configuration.currentData()
+        noise, fringe, strips = CONFIGURATIONS[self.configuration.currentData()]
         name = self.name()
         self.submitted = {"WIDTH": self.width_box.value(), "HEIGHT": self.height_box.value(), "NOISE_LEVEL": noise,
                           "FRINGE_LEVEL": fringe, "STRIPS": strips, "SEED": self.seed.value(),
