@@ -18,6 +18,19 @@ from test_processing import RasterMenuIface
 TIMEOUT_MS = 60_000
 
 
+@pytest.fixture(autouse=True)
+def own_settings():
+    """Dialogs remember choices in QgsSettings: give them back as they were after each test."""
+    from qgis.core import QgsSettings
+
+    settings = QgsSettings()
+    before = {key: settings.value(key) for key in settings.allKeys() if key.startswith("insarml/")}
+    yield
+    settings.remove("insarml")
+    for key, value in before.items():
+        settings.setValue(key, value)
+
+
 @pytest.fixture
 def project():
     QgsProject.instance().clear()
@@ -103,6 +116,35 @@ def test_boxcar_dialog_adds_styled_phase_and_coherence_in_a_group(qtbot, iface, 
     assert np.sqrt(np.mean(error ** 2)) < 0.7 * np.sqrt(np.mean(noisy ** 2))
 
 
+def test_deepinsar_dialog_with_amplitudes_uses_the_chosen_shipped_model(qtbot, iface, pair_files):
+    from qgis_insar_ml.gui.filter_dialog import FilterDialog
+
+    dialog = FilterDialog(iface, "deepinsar")
+    qtbot.addWidget(dialog)
+    dialog.show()
+    assert not dialog.notice.isVisible() and dialog.run_button.isEnabled()
+    models = [dialog.model.combo.itemText(i) for i in range(dialog.model.combo.count())]
+    assert models[0].startswith("Automatic") and {"deepinsar_4ch", "deepinsar_phase"} <= set(models)
+    dialog.model.combo.setCurrentIndex(models.index("deepinsar_4ch"))
+    assert "phase+amplitudes" in dialog.model.summary.text()
+    assert [dialog.device.itemData(i) for i in range(2)] == ["auto", "cpu"]
+    dialog.device.setCurrentIndex(1)
+    dialog.interferogram.set_path(pair_files["ifg"])
+    dialog.amplitude_reference.set_path(pair_files["amp1"])
+    dialog.amplitude_secondary.set_path(pair_files["amp2"])
+    dialog.tile_size.setValue(256)
+    run_dialog(qtbot, dialog)
+    phase, coherence = group_layers("ifg")
+    assert json.loads(phase.customProperty("insarml/parameters"))["TILE_SIZE"] == 256
+    assert phase.customProperty("insarml/model").endswith("deepinsar_4ch.safetensors")
+    assert json.loads(phase.customProperty("insarml/parameters"))["DEVICE"] == "cpu"
+    values = read_band(coherence.source())
+    assert values.shape == (64, 64) and 0 <= values.min() and values.max() <= 1
+    clean = read_band(pair_files["clean"])
+    error = np.angle(np.exp(1j * (read_band(phase.source()) - clean)))
+    assert np.sqrt(np.mean(error ** 2)) < 0.5
+
+
 def test_filter_dialog_bad_input_gives_a_message_not_a_traceback(qtbot, iface, pair_files):
     from qgis_insar_ml.gui.filter_dialog import FilterDialog
 
@@ -170,13 +212,11 @@ def test_simulate_dialog_adds_noisy_and_clean_phase_and_coherence(qtbot, iface):
 
 @pytest.fixture
 def user_models(tmp_path):
-    """An empty user model folder for the test, restored afterwards."""
+    """An empty user model folder for the test (own_settings restores the setting)."""
     from qgis_insar_ml.gui import settings
 
-    before = settings.get("model_folder")
     settings.put("model_folder", str(tmp_path / "user_models"))
-    yield tmp_path / "user_models"
-    settings.put("model_folder", before or "")
+    return tmp_path / "user_models"
 
 
 def tiny_pdm_file(folder: Path) -> Path:
