@@ -15,7 +15,7 @@ export QT_QPA_PLATFORM ?= offscreen
 export QGIS_PLUGINPATH := $(CURDIR)/$(STAGE)
 export PYTHONDONTWRITEBYTECODE := 1
 
-.PHONY: setup test demo zip deploy stage bench clean
+.PHONY: setup test demo zip deploy stage bench clean screenshots
 
 setup: $(VENV)/.installed
 
@@ -41,6 +41,14 @@ demo: setup stage
 
 bench: setup stage
 	$(PY) benchmarks/filters_throughput.py
+
+# Every dialog in a real window, as PNGs in docs/screenshots/: under Xvfb when it is installed (or can be,
+# with apt-get), else Qt's offscreen platform, which renders the same widgets.
+screenshots: setup stage
+	@command -v xvfb-run >/dev/null || $(SUDO) apt-get install -y -q xvfb >/dev/null 2>&1 || \
+	  echo "Xvfb not available: rendering offscreen"
+	@if command -v xvfb-run >/dev/null; then QT_QPA_PLATFORM=xcb xvfb-run -a $(PY) scripts/screenshots.py; \
+	  else $(PY) scripts/screenshots.py; fi
 
 zip: build/$(PLUGIN)-$(VERSION).zip
 

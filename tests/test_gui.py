@@ -312,6 +312,18 @@ def test_diagnostics_lists_versions_and_copies_them(qtbot):
     assert QApplication.clipboard().text() == text
 
 
+def test_install_button_runs_the_command_in_a_task_and_shows_its_output(qtbot, monkeypatch):
+    from qgis_insar_ml.gui import widgets
+
+    monkeypatch.setattr(widgets, "install_command", lambda: "echo pip-output-here")
+    notice = widgets.TorchNotice()
+    qtbot.addWidget(notice)
+    notice.install.click()
+    assert not notice.install.isEnabled()
+    qtbot.waitUntil(lambda: "Installed" in notice.output.toPlainText(), timeout=TIMEOUT_MS)
+    assert "pip-output-here" in notice.output.toPlainText()
+
+
 NO_TORCH_GUI = r"""
 import sys
 sys.modules["torch"] = None  # as on a QGIS without torch

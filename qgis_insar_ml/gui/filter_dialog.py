@@ -1,7 +1,7 @@
 """Filter & coherence: DeepInSAR, Boxcar or Goldstein on an SLC pair or an interferogram."""
 from __future__ import annotations
 
-from qgis.PyQt.QtWidgets import QComboBox, QDoubleSpinBox, QSpinBox, QStackedWidget, QFormLayout, QWidget
+from qgis.PyQt.QtWidgets import QComboBox, QDoubleSpinBox, QSpinBox
 
 from ..core.errors import InsarMlError
 from . import settings
@@ -38,21 +38,11 @@ class FilterDialog(ToolDialog):
         self.input_kind = QComboBox()
         self.input_kind.addItem("Interferogram (optional amplitudes)", INTERFEROGRAM)
         self.input_kind.addItem("SLC pair", SLC_PAIR)
-        self.inputs = QStackedWidget()
-        ifg_page, slc_page = QWidget(), QWidget()
-        ifg_form, slc_form = QFormLayout(ifg_page), QFormLayout(slc_page)
         self.interferogram = RasterInput(any_raster)
         self.amplitude_reference = RasterInput(is_real_band, optional=True)
         self.amplitude_secondary = RasterInput(is_real_band, optional=True)
-        ifg_form.addRow("Interferogram (complex, or phase [rad])", self.interferogram)
-        ifg_form.addRow("Reference amplitude", self.amplitude_reference)
-        ifg_form.addRow("Secondary amplitude", self.amplitude_secondary)
         self.slc_reference = RasterInput(is_complex)
         self.slc_secondary = RasterInput(is_complex)
-        slc_form.addRow("Reference SLC", self.slc_reference)
-        slc_form.addRow("Secondary SLC", self.slc_secondary)
-        self.inputs.addWidget(ifg_page)
-        self.inputs.addWidget(slc_page)
         self.model = ModelChooser("deepinsar", "Automatic: the shipped model that fits the inputs")
         self.device = DeviceCombo()
         self.window = spin(3, 101, 5)
@@ -64,7 +54,11 @@ class FilterDialog(ToolDialog):
         self.extent = QComboBox()
         self.extent.addItem("Whole raster", WHOLE)
         self.extent.addItem("Current map canvas", CANVAS)
-        for label, widget in (("Method", self.method), ("Input", self.input_kind), ("", self.inputs),
+        for label, widget in (("Method", self.method), ("Input", self.input_kind),
+                              ("Interferogram (complex, or phase [rad])", self.interferogram),
+                              ("Reference amplitude (optional)", self.amplitude_reference),
+                              ("Secondary amplitude (optional)", self.amplitude_secondary),
+                              ("Reference SLC", self.slc_reference), ("Secondary SLC", self.slc_secondary),
                               ("Model", self.model), ("Device", self.device), ("Window [px, odd]", self.window),
                               ("Alpha (strength)", self.alpha), ("Extent", self.extent)):
             self.form.addRow(label, widget)
@@ -74,19 +68,24 @@ class FilterDialog(ToolDialog):
         self.tile_size.valueChanged.connect(lambda value: settings.put("tile_size", value))
         self.advanced.addRow("Tile size [px]", self.tile_size)
         self.advanced.addRow("Tile overlap [px]", self.overlap)
-        self.input_kind.currentIndexChanged.connect(lambda index: self.inputs.setCurrentIndex(index))
-        self.method.currentIndexChanged.connect(self._method_changed)
+        self.input_kind.currentIndexChanged.connect(self._show_fields)
+        self.method.currentIndexChanged.connect(self._show_fields)
         self.method.setCurrentIndex(self.method.findData(method))
-        self._method_changed()
+        self._show_fields()
 
-    def _method_changed(self) -> None:
-        method = self.method.currentData()
+    def _show_fields(self) -> None:
+        """Only the rows that the chosen method and input kind use."""
+        method, pair = self.method.currentData(), self.input_kind.currentData() == SLC_PAIR
         self.needs_torch = method == "deepinsar"
         for widget, shown in ((self.model, method == "deepinsar"), (self.device, method == "deepinsar"),
-                              (self.window, method == "boxcar"), (self.alpha, method == "goldstein")):
+                              (self.window, method == "boxcar"), (self.alpha, method == "goldstein"),
+                              (self.interferogram, not pair), (self.amplitude_reference, not pair),
+                              (self.amplitude_secondary, not pair), (self.slc_reference, pair),
+                              (self.slc_secondary, pair)):
             widget.setVisible(shown)
             self.form.labelForField(widget).setVisible(shown)
         self.update_torch_notice(self.needs_torch)
+        self.adjustSize()
 
     def _input_paths(self) -> dict[str, str]:
         if self.input_kind.currentData() == SLC_PAIR:

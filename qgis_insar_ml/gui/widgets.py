@@ -57,6 +57,7 @@ class RasterInput(QWidget):
         self.combo = QgsMapLayerComboBox()
         self.combo.setFilters(QgsMapLayerProxyModel.RasterLayer)
         self.combo.setAllowEmptyLayer(optional)
+        self.combo.setMinimumWidth(260)
         self.browse = QToolButton()
         self.browse.setText("…")
         self.browse.setToolTip("Choose a raster file")
@@ -163,10 +164,12 @@ class ModelChooser(QWidget):
     def _show_summary(self) -> None:
         entry = self.entry()
         if self.combo.count() == 0:
-            self.summary.setText(f"No {self.kind} model found in the plugin or the user model folder "
-                                 f"({settings.user_model_folder()}). Train or import one (Models dialog).")
+            text = (f"No {self.kind} model found in the plugin or the user model folder "
+                    f"({settings.user_model_folder()}). Train or import one (Models dialog).")
         else:
-            self.summary.setText(summary(entry) if entry is not None else "")
+            text = summary(entry) if entry is not None else ""
+        self.summary.setText(text)
+        self.summary.setVisible(bool(text))
 
 
 class TorchNotice(QWidget):
