@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from qgis.core import QgsApplication, QgsProject, QgsRasterLayer, QgsRectangle
+from qgis.core import QgsApplication, QgsCoordinateReferenceSystem, QgsProject, QgsRasterLayer, QgsRectangle
 
 from conftest import REPO, noisy_fringes, read_band, write_raster
 from test_processing import RasterMenuIface
@@ -255,6 +255,31 @@ def test_generate_dialog_previews_then_adds_styled_scenes(qtbot, iface, user_mod
         scene = read_band(layer.source())
         assert shader.maximumValue() == pytest.approx(np.abs(scene).max(), rel=1e-4) == -shader.minimumValue()
         np.testing.assert_allclose(read_band(layer.source(), 2), np.angle(np.exp(1j * scene)), atol=1e-5)
+
+
+def test_generate_dialog_places_scenes_on_the_canvas_and_lists_new_models(qtbot, iface, user_models):
+    from qgis_insar_ml.gui.generate_dialog import GenerateDialog
+
+    dialog = GenerateDialog(iface)
+    qtbot.addWidget(dialog)
+    assert "tiny_pdm (user)" not in [dialog.model.combo.itemText(i) for i in range(dialog.model.combo.count())]
+    tiny_pdm_file(user_models)  # e.g. trained meanwhile: listed when the dialog is shown again
+    dialog.show()
+    dialog.model.combo.setCurrentIndex(dialog.model.combo.findText("tiny_pdm (user)"))
+    canvas = iface.mapCanvas()
+    canvas.setDestinationCrs(QgsCoordinateReferenceSystem("EPSG:32631"))
+    canvas.setExtent(QgsRectangle(500000, 5800000, 510000, 5810000))
+    dialog.placement.setCurrentIndex(dialog.placement.findData("canvas"))
+    dialog.pixel_size.setValue(50)
+    dialog.count.setValue(1)
+    dialog.steps.setValue(2)
+    dialog.sampler.setCurrentText("ddim")
+    run_dialog(qtbot, dialog)
+    dialog.add_to_map.click()
+    layer = group_layers("PDM tiny_pdm seed 0")[0]
+    assert layer.crs().authid() == "EPSG:32631"
+    assert layer.rasterUnitsPerPixelX() == pytest.approx(50)
+    assert canvas.extent().contains(layer.extent().center())
 
 
 def test_generate_dialog_cancel_stops_the_task(qtbot, iface, user_models):

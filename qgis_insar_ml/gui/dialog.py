@@ -20,7 +20,7 @@ from ..core.errors import InsarMlError
 from ..dependencies import missing_torch_packages
 from . import settings
 from .tasks import AlgorithmRun
-from .widgets import TorchNotice
+from .widgets import ModelChooser, RasterInput, TorchNotice
 
 
 class ToolDialog(QDialog):
@@ -74,7 +74,12 @@ class ToolDialog(QDialog):
         self.run_button.setEnabled(not blocked and self.job is None)
 
     def showEvent(self, event) -> None:  # noqa: N802
+        """Each time the dialog opens: layers and models may have come or gone since."""
         self.update_torch_notice(self.needs_torch)
+        for raster_input in self.findChildren(RasterInput):
+            raster_input.refresh()
+        for chooser in self.findChildren(ModelChooser):
+            chooser.reload()
         super().showEvent(event)
 
     def add_output_folder(self, key: str) -> QgsFileWidget:

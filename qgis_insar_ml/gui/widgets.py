@@ -5,7 +5,7 @@ from pathlib import Path
 from typing import Callable
 
 from osgeo import gdal
-from qgis.core import QgsApplication, QgsMapLayerProxyModel, QgsProject, QgsRasterLayer
+from qgis.core import Qgis, QgsApplication, QgsMapLayerProxyModel, QgsProject, QgsRasterLayer
 from qgis.gui import QgsMapLayerComboBox
 from qgis.PyQt.QtCore import Qt
 from qgis.PyQt.QtWidgets import (
@@ -25,6 +25,8 @@ from . import settings
 from .model_cards import list_models, summary
 from .tasks import CommandTask
 
+_LAYER_FILTER = getattr(Qgis, "LayerFilter", None)  # 3.34+
+RASTER_LAYERS = _LAYER_FILTER.RasterLayer if _LAYER_FILTER else QgsMapLayerProxyModel.RasterLayer
 RASTER_FILTER = "Rasters (*.tif *.tiff *.vrt *.img *.hdr *.int *.unw *.cor *.slc *.h5 *.nc *.zarr);;All files (*)"
 
 
@@ -55,7 +57,7 @@ class RasterInput(QWidget):
         super().__init__(parent)
         self.suitable = suitable
         self.combo = QgsMapLayerComboBox()
-        self.combo.setFilters(QgsMapLayerProxyModel.RasterLayer)
+        self.combo.setFilters(RASTER_LAYERS)
         self.combo.setAllowEmptyLayer(optional)
         self.combo.setMinimumWidth(260)
         self.browse = QToolButton()
@@ -146,12 +148,18 @@ class ModelChooser(QWidget):
         self.reload()
 
     def reload(self) -> None:
+        """List the models again (one may have been trained or imported since), keeping the choice."""
+        chosen = self.combo.currentText()
+        self.combo.blockSignals(True)
         self.combo.clear()
         if self.automatic:
             self.combo.addItem(self.automatic, None)
         for entry in list_models(self.kind):
             if self.accept(entry.card):
                 self.combo.addItem(entry.name + ("" if entry.shipped else " (user)"), entry)
+        self.combo.setCurrentIndex(max(0, self.combo.findText(chosen)))
+        self.combo.blockSignals(False)
+        self.combo.currentIndexChanged.emit(self.combo.currentIndex())
         self._show_summary()
 
     def entry(self):
