@@ -27,11 +27,14 @@ def clip_to_extent(path: str, extent: QgsRectangle, crs: QgsCoordinateReferenceS
         raise InsarMlError(f"The map canvas extent does not overlap {Path(path).name}. Zoom to the raster, or "
                            "choose 'Whole raster'.")
     target = Path(QgsProcessingUtils.tempFolder()) / f"{Path(path).stem}_canvas_{uuid.uuid4().hex[:8]}.vrt"
-    gdal.UseExceptions()
-    try:
-        done = gdal.Translate(str(target), path, format="VRT", projWin=[extent.xMinimum(), extent.yMaximum(),
-                                                                        extent.xMaximum(), extent.yMinimum()])
+    try:  # GDAL raises or returns None, depending on whether exceptions are on in this process
+        dataset = gdal.Translate(str(target), path, format="VRT", projWin=[extent.xMinimum(), extent.yMaximum(),
+                                                                           extent.xMaximum(), extent.yMinimum()])
     except RuntimeError as exc:
-        raise InsarMlError(f"{Path(path).name} cannot be cut to the map canvas extent ({exc}).") from None
-    done = None  # closes the VRT
+        dataset, message = None, str(exc)
+    else:
+        message = gdal.GetLastErrorMsg()
+    if dataset is None:
+        raise InsarMlError(f"{Path(path).name} cannot be cut to the map canvas extent ({message}).")
+    dataset = None  # closing it writes the VRT
     return str(target)

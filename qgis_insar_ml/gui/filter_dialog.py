@@ -32,6 +32,7 @@ class FilterDialog(ToolDialog):
 
     def __init__(self, iface, method: str = "deepinsar", parent=None):
         super().__init__(iface, parent)
+        self.submitted: dict = {}  # the parameters of the last run, recorded on its layers
         self.method = QComboBox()
         for key, (label, _) in METHODS.items():
             self.method.addItem(label, key)

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 from qgis.core import QgsProject, QgsRasterLayer
 
@@ -61,8 +60,3 @@ def add_styled_layers(group_name: str, outputs: list[tuple[str, str, str]], prov
         group.addLayer(layer)
         layers.append(layer)
     return layers
-
-
-def input_name(path: str) -> str:
-    """The group name for an input: the layer's file name without extension."""
-    return Path(path).stem
