@@ -1,6 +1,6 @@
 """Samplers of a PDM against ancestral sampling on the full chain, on held-out synthetic data.
 
-For each sampler (ancestral respaced, DDIM η=0, DPM-Solver++ multistep, Heun) at each
+For each sampler (ancestral respaced, DDIM η=0, DPM-Solver++ multistep as SDE η=1 and ODE η=0, Heun) at each
 number of network evaluations (NFE; Heun spends 2 per step) the same class-balanced
 batch is generated with the same seed, plus ancestral sampling on all T steps as the
 reference. Columns: semivariogram distance to held-out real scenes (RMS log-ratio of
@@ -38,7 +38,11 @@ from qgis_insar_ml.core.diffusion.pdm_file import load_pdm  # noqa: E402
 
 TEST_OFFSET = 2 * VALIDATION_OFFSET       # held-out real scenes: never trained or validated on
 ENCODER_OFFSET = 3 * VALIDATION_OFFSET    # the encoder's own training scenes
-SAMPLERS = ("ancestral", "ddim", "dpm_solver++", "heun")
+# (row label, sampler, options): DPM-Solver++ both as the SDE solver (the plugin's default) and the ODE one
+VARIANTS = (("ancestral", "ancestral", {}), ("ddim", "ddim", {"eta": 0.0}),
+            ("dpm_solver++ (SDE)", "dpm_solver++", {"eta": 1.0}), ("dpm_solver++ (ODE)", "dpm_solver++", {"eta": 0.0}),
+            ("heun", "heun", {}))
+KEY = "dpm_solver++ (SDE)"
 
 
 def stretch(samples: np.ndarray) -> np.ndarray:
@@ -52,8 +56,8 @@ def real_scenes(model_card: dict, count: int, offset: int) -> tuple[np.ndarray, 
     return batch.x0.numpy()[:, 0], batch.labels.numpy()
 
 
-def run_config(pdm, sampler: str, nfe: int, count: int, seed: int, cache: Path, options: dict) -> dict:
-    path = cache / f"{sampler}_{nfe}_{count}.npz"
+def run_config(pdm, label: str, sampler: str, nfe: int, count: int, seed: int, cache: Path, options: dict) -> dict:
+    path = cache / f"{label.replace(' ', '_').strip('()')}_{nfe}_{count}.npz"
     if path.is_file():
         saved = np.load(path)
         return {"samples": saved["samples"], "seconds": float(saved["seconds"])}
@@ -92,28 +96,29 @@ def main() -> None:
     low, high = semivariogram_band(real_gamma)
     T = pdm.diffusion_settings["steps"]
 
-    configs = [("ancestral", T)] + [(s, n) for s in SAMPLERS for n in args.nfe]
+    configs = [VARIANTS[0] + (T,)] + [variant + (n,) for variant in VARIANTS for n in args.nfe]
     rows, kept = [], {}
-    for sampler, nfe in configs:
-        options = sampler_options(sampler, args.dpm_order, args.dpm_skip)
-        key = (sampler, nfe) in (("ancestral", T), ("dpm_solver++", 20))
+    for label, sampler, extra, nfe in configs:
+        options = sampler_options(sampler, args.dpm_order, args.dpm_skip, extra.get("eta"))
+        key = (label, nfe) in (("ancestral", T), (KEY, 20))
         count = args.key_samples if key else args.samples
-        done = run_config(pdm, sampler, nfe, count, args.seed, cache, options)
+        done = run_config(pdm, label, sampler, nfe, count, args.seed, cache, options)
         samples = stretch(done["samples"])
         _, gamma = semivariogram(samples)
         mean_gamma = np.nanmean(gamma, axis=0)
         features = encoder.features(samples[:, None])
         precision, recall = precision_recall(real_features, features, 3)
-        row = {"sampler": sampler, "nfe": nfe, "samples": count, "semivariogram_distance": semivariogram_distance(real_gamma, gamma),
+        row = {"sampler": label, "nfe": nfe, "samples": count, "semivariogram_distance": semivariogram_distance(real_gamma, gamma),
                "inside_band_every_lag": bool(((mean_gamma >= low) & (mean_gamma <= high)).all()),
                "fid": frechet_distance(real_features, features), "precision": precision, "recall": recall,
                "seconds_per_sample": done["seconds"]}
         rows.append(row)
-        kept[(sampler, nfe)] = samples
+        kept[(label, nfe)] = samples
         print(json.dumps(row), flush=True)
 
     reference = rows[0]
-    dpm20 = next((r for r in rows if r["sampler"] == "dpm_solver++" and r["nfe"] == 20), None)
+    dpm20 = next((r for r in rows if r["sampler"] == KEY and r["nfe"] == 20), None)
+    ode20 = next((r for r in rows if r["sampler"] == "dpm_solver++ (ODE)" and r["nfe"] == 20), None)
     summary = {"model": Path(args.model).name, "samples": args.samples, "key_samples": args.key_samples,
                "real": args.real, "T": T,
                "dpm_order": args.dpm_order, "dpm_skip": args.dpm_skip, "rows": rows,
@@ -122,6 +127,8 @@ def main() -> None:
         summary["dpm20_over_reference"] = dpm20["semivariogram_distance"] / reference["semivariogram_distance"]
         summary["dpm20_within_10_percent"] = dpm20["semivariogram_distance"] <= 1.1 * reference["semivariogram_distance"]
         summary["speedup_nfe"] = T / 20
+    if ode20:
+        summary["dpm20_ode_over_reference"] = ode20["semivariogram_distance"] / reference["semivariogram_distance"]
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.with_suffix(".json").write_text(json.dumps(summary, indent=1))
@@ -146,7 +153,7 @@ def figure(kept: dict, real: np.ndarray, classes: list[str] | None, path: Path, 
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
-    rows = ([("held-out real", real)] + [(f"{s}, {nfe} NFE", kept[(s, nfe)]) for s in SAMPLERS]
+    rows = ([("held-out real", real)] + [(f"{label}, {nfe} NFE", kept[(label, nfe)]) for label, _, _ in VARIANTS]
             + [(f"ancestral, {T} NFE", kept[("ancestral", T)])])
     columns = len(classes) if classes else 5
     fig = Figure(figsize=(2 * columns, 2.1 * len(rows)), layout="constrained")

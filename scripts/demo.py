@@ -61,7 +61,7 @@ def main() -> None:
               STRIPS="true", SEED=args.seed, OUTPUT_SLC_REFERENCE=out / "slc_reference.tif",
               OUTPUT_SLC_SECONDARY=out / "slc_secondary.tif", OUTPUT_INTERFEROGRAM=out / "interferogram.tif",
               OUTPUT_CLEAN_PHASE=out / "clean_phase.tif", OUTPUT_COHERENCE=out / "true_coherence.tif")
-    print("2/4 filter_boxcar (window 5, from the SLC pair), filter_goldstein (alpha 0.5, patch 32), deepinsar_filter")
+    print("2/5 filter_boxcar (window 5, from the SLC pair), filter_goldstein (alpha 0.5, patch 32), deepinsar_filter")
     box = run("insarml:filter_boxcar", SLC_REFERENCE=sim["OUTPUT_SLC_REFERENCE"],
               SLC_SECONDARY=sim["OUTPUT_SLC_SECONDARY"], WINDOW=5, OUTPUT_PHASE=out / "boxcar_phase.tif",
               OUTPUT_COHERENCE=out / "boxcar_coherence.tif")
@@ -70,7 +70,7 @@ def main() -> None:
     deep = run("insarml:deepinsar_filter", SLC_REFERENCE=sim["OUTPUT_SLC_REFERENCE"],
                SLC_SECONDARY=sim["OUTPUT_SLC_SECONDARY"], OUTPUT_PHASE=out / "deepinsar_phase.tif",
                OUTPUT_COHERENCE=out / "deepinsar_coherence.tif")
-    print("3/4 evaluate_filter against the simulated truth")
+    print("3/5 evaluate_filter against the simulated truth")
     truth = {"REFERENCE_PHASE": sim["OUTPUT_CLEAN_PHASE"], "REFERENCE_COHERENCE": sim["OUTPUT_COHERENCE"]}
     scores = {
         "unfiltered input": run("insarml:evaluate_filter", ESTIMATED_PHASE=sim["OUTPUT_INTERFEROGRAM"],
@@ -85,8 +85,14 @@ def main() -> None:
                                              OUTPUT_REPORT=out / "metrics_deepinsar.json", **truth),
     }
     write_tables(scores, out)
-    print("4/4 figure")
+    print("4/5 figure")
     figure(out, sim, box, gold, deep)
+    print("5/5 pdm_generate: one 64×64 interferogram per class (DPM-Solver++, 20 steps), pdm_superresolve 2×")
+    scenes = run("insarml:pdm_generate", COUNT=5, SAMPLER="dpm_solver++", STEPS=20, SEED=args.seed, WRAPPED="true",
+                 PIXEL_SIZE=200, OUTPUT_FOLDER=out / "generated")["OUTPUT_LAYERS"]
+    high = run("insarml:pdm_superresolve", INPUT=scenes[2], SAMPLER="dpm_solver++", STEPS=20, SEED=args.seed,
+               OUTPUT=out / "generated_superresolved.tif")["OUTPUT"]
+    generated_figure(out, scenes, high)
     print((out / "metrics.md").read_text())
     print(f"Outputs in {out}")
 
@@ -128,6 +134,33 @@ def figure(out: Path, sim: dict, box: dict, gold: dict, deep: dict) -> None:
         fig.colorbar(im, ax=ax, shrink=0.8, label="phase [rad]" if kind == "phase" else "coherence")
     fig.suptitle("qgis_insar_ml demo: simulated S2-F2 pair with stripes, filtered and scored via qgis_process")
     fig.savefig(out / "figure.png", dpi=90)
+    plt.close(fig)
+
+
+def generated_figure(out: Path, scenes: list[str], high: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from osgeo import gdal
+
+    fig, axes = plt.subplots(2, len(scenes) + 1, figsize=(3.2 * (len(scenes) + 1), 6.4), constrained_layout=True)
+    for column, path in enumerate(scenes):
+        ds = gdal.Open(str(path))
+        name = ds.GetMetadata().get("INSARML_CLASS", "")
+        for row, band in enumerate((1, 2)):
+            values = ds.GetRasterBand(band).ReadAsArray()
+            ax = axes[row][column]
+            ax.imshow(values, cmap="RdBu_r" if band == 1 else "twilight", interpolation="nearest")
+            ax.set_title(f"{name} ({'unwrapped' if band == 1 else 'wrapped'})", fontsize=9)
+            ax.set_axis_off()
+    for row, (title, path) in enumerate((("64×64 input", scenes[2]), ("2× super-resolved", high))):
+        ax = axes[row][-1]
+        ax.imshow(gdal.Open(str(path)).GetRasterBand(1).ReadAsArray(), cmap="RdBu_r", interpolation="nearest")
+        ax.set_title(title, fontsize=9)
+        ax.set_axis_off()
+    fig.suptitle("Shipped PDMs via qgis_process: one generated interferogram per source type [rad]")
+    fig.savefig(out / "generated.png", dpi=80)
     plt.close(fig)
 
 

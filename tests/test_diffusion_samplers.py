@@ -72,6 +72,8 @@ SAMPLER_CASES = [
     ("ddim", 50, {}),
     *[("dpm_solver++", 20, {"order": order, "skip": skip})
       for order in (2, 3) for skip in ("time_uniform", "logSNR", "time_quadratic")],
+    ("dpm_solver++", 20, {"order": 2, "skip": "logSNR", "eta": 1.0}),
+    ("dpm_solver++", 20, {"order": 1, "skip": "time_uniform", "eta": 1.0}),
     ("heun", 30, {}),
 ]
 ANALYTIC_CASES = [(schedule, 1000, *case) for schedule in ("linear", "cosine") for case in SAMPLER_CASES] + [

@@ -15,9 +15,9 @@ from .compat import ADVANCED, DOUBLE, INTEGER
 
 SAMPLER_HELP = (
     "Samplers: 'ancestral' (DDPM, respaced to STEPS), 'ddim' (deterministic at ETA 0), 'dpm_solver++' "
-    "(multistep, DPM_ORDER 1–3, DPM_SKIP time_uniform/logSNR/time_quadratic) and 'heun' (probability-flow ODE, "
-    "2 network calls per step). All honour the model's own schedule and length and feed the network the "
-    "continuous time."
+    "(multistep, DPM_ORDER 1–3, DPM_SKIP time_uniform/logSNR/time_quadratic; ETA 1 by default = "
+    "SDE-DPM-Solver++, ETA 0 = the ODE solver) and 'heun' (probability-flow ODE, 2 network calls per step). "
+    "All honour the model's own schedule and length and feed the network the continuous time."
 )
 
 
@@ -37,7 +37,8 @@ def add_sampler_parameters(algorithm: InsarMlAlgorithm, default_steps: int = 20)
     order = QgsProcessingParameterNumber("DPM_ORDER", "DPM-Solver++ order", INTEGER, 2, minValue=1, maxValue=3)
     skip = QgsProcessingParameterEnum("DPM_SKIP", "DPM-Solver++ time grid", list(SKIP_TYPES),
                                       defaultValue="logSNR", usesStaticStrings=True)
-    eta = QgsProcessingParameterNumber("ETA", "DDIM eta (0 = deterministic)", DOUBLE, 0.0, minValue=0.0)
+    eta = QgsProcessingParameterNumber("ETA", "Stochasticity eta of DDIM / DPM-Solver++ (empty = 0 for DDIM, "
+                                       "1 for DPM-Solver++ orders 1-2)", DOUBLE, optional=True, minValue=0.0)
     device = QgsProcessingParameterString("DEVICE", "Device (auto, cpu, cuda, cuda:N)", "auto")
     for param in (order, skip, eta, device):
         param.setFlags(param.flags() | ADVANCED)
@@ -53,7 +54,8 @@ def sampler_settings(algorithm: InsarMlAlgorithm, parameters: dict, context: Qgs
             "seed": algorithm.parameterAsInt(parameters, "SEED", context),
             "options": sampler_options(sampler, algorithm.parameterAsInt(parameters, "DPM_ORDER", context),
                                        algorithm.parameterAsEnumString(parameters, "DPM_SKIP", context),
-                                       algorithm.parameterAsDouble(parameters, "ETA", context))}
+                                       None if parameters.get("ETA") in (None, "")
+                                       else algorithm.parameterAsDouble(parameters, "ETA", context))}
 
 
 def load_model(algorithm: InsarMlAlgorithm, parameters: dict, context: QgsProcessingContext, shipped: str):

@@ -45,14 +45,23 @@ def balanced_labels(count: int, pdm: LoadedPdm, class_label: int | None) -> list
     return [class_label] * count
 
 
-def sampler_options(sampler: str, order: int = 2, skip: str = "logSNR", eta: float = 0.0) -> dict:
-    """The keyword options a sampler takes, checked."""
+DEFAULT_ETA = {"ddim": 0.0, "dpm_solver++": 1.0}
+
+
+def sampler_options(sampler: str, order: int = 2, skip: str = "logSNR", eta: float | None = None) -> dict:
+    """The keyword options a sampler takes, checked.
+
+    ``eta`` is DDIM's and DPM-Solver++'s stochasticity; by default DDIM is deterministic and
+    DPM-Solver++ is SDE-DPM-Solver++(2M): on the shipped CPU-trained models the deterministic
+    ODE solvers leave fine noise that re-injected noise removes (see the README's benchmark).
+    """
+    eta = DEFAULT_ETA.get(sampler, 0.0) if eta is None else eta
     if sampler not in SAMPLERS:
         raise InsarMlError(f"Unknown sampler '{sampler}'; choose one of {', '.join(SAMPLERS)}.")
     if sampler == "dpm_solver++":
         if skip not in SKIP_TYPES:
             raise InsarMlError(f"Unknown DPM-Solver++ skip type '{skip}'; choose one of {', '.join(SKIP_TYPES)}.")
-        return {"order": order, "skip": skip}
+        return {"order": order, "skip": skip, "eta": eta if order < 3 else 0.0}
     if sampler == "ddim":
         return {"eta": eta}
     return {}
