@@ -82,6 +82,7 @@ def main() -> None:
     parser.add_argument("--dpm-order", type=int, default=2)
     parser.add_argument("--dpm-skip", default="logSNR")
     parser.add_argument("--out", default=str(REPO / "docs" / "pdm_samplers"))
+    parser.add_argument("--update-card", action="store_true", help="record the results in the model's card")
     args = parser.parse_args()
 
     torch.manual_seed(0)
@@ -136,6 +137,11 @@ def main() -> None:
     figure(kept, real, pdm.classes, out.with_name(out.name + "_grid.png"), 20 if 20 in args.nfe else args.nfe[0], T)
     print(markdown(rows))
     print({k: v for k, v in summary.items() if k != "rows"})
+    if args.update_card:
+        card_file = Path(args.model).with_suffix(".json")
+        card = json.loads(card_file.read_text())
+        card["benchmark"] = {"command": "benchmarks/pdm_samplers.py " + " ".join(sys.argv[1:]), **summary}
+        card_file.write_text(json.dumps(card, indent=1))
 
 
 def markdown(rows: list[dict]) -> str:
