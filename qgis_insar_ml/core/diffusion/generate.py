@@ -8,18 +8,20 @@ with (min, max) pairs drawn from the training set's coefficients kept in the car
 from __future__ import annotations
 
 import numpy as np
+import scipy.ndimage
 import torch
 
 from ..datasets.folder import RangeRescaler
 from ..errors import InsarMlError
 from ..progress import Progress, SilentProgress, SubProgress
-from .data import NORMALISED_RANGE, SR_SCALE, normalise_with
+from .data import NORMALISED_RANGE, SR_SCALE, downsample, normalise_with
 from .gaussian_diffusion import GaussianDiffusion
 from .pdm_file import LoadedPdm
 from .sampling import SAMPLERS, SKIP_TYPES, guided_model
 
 DEFAULT_BATCH = 16
 MAX_SUPERRESOLVE_PIXELS = 512 * 512      # low-resolution pixels sampled in one go
+BACK_PROJECTION_ITERATIONS = 20
 SAMPLER_NAMES = tuple(SAMPLERS)
 
 
@@ -150,6 +152,19 @@ def rescale_samples(pdm: LoadedPdm, samples: np.ndarray, labels: list[int] | Non
     return out
 
 
+def back_project(high: np.ndarray, low: np.ndarray, iterations: int = BACK_PROJECTION_ITERATIONS) -> np.ndarray:
+    """``high`` corrected so that its 2×2 means equal ``low`` exactly (iterative back-projection).
+
+    The model adds the detail; the low-resolution raster is the measurement, so the result
+    must average back to it. Smooth (bilinear) corrections remove the large-scale drift, a
+    last 2×2 step removes the rest exactly.
+    """
+    for _ in range(iterations):
+        high = high + scipy.ndimage.zoom(low - downsample(high), SR_SCALE, order=1, mode="nearest", grid_mode=True)
+    remainder = low - downsample(high)
+    return high + np.repeat(np.repeat(remainder, SR_SCALE, axis=0), SR_SCALE, axis=1)
+
+
 def superresolve(pdm: LoadedPdm, image: np.ndarray, *, sampler: str = "dpm_solver++", steps: int = 20,
                  seed: int = 0, options: dict | None = None, progress: Progress | None = None) -> np.ndarray:
     """A 2× version of ``image`` (H, W) in its own units; no-data (NaN) stays no-data.
@@ -180,6 +195,6 @@ def superresolve(pdm: LoadedPdm, image: np.ndarray, *, sampler: str = "dpm_solve
     high, _ = generate(pdm, 1, sampler=sampler, steps=steps, seed=seed, low_res=low, options=options,
                        batch_size=1, progress=progress)
     a, b = NORMALISED_RANGE
-    result = lo + (high[0, 0].astype(np.float64) - a) * (hi - lo) / (b - a)
+    result = back_project(lo + (high[0, 0].astype(np.float64) - a) * (hi - lo) / (b - a), filled)
     mask = np.repeat(np.repeat(valid, SR_SCALE, axis=0), SR_SCALE, axis=1)
     return np.where(mask, result, np.nan).astype(np.float32)
