@@ -91,3 +91,38 @@ def test_deepinsar_training_dialog_trains_on_the_simulator(qtbot, qgis_iface, tm
     assert "Model saved" in dialog.message.text(), dialog.message.text()
     assert (tmp_path / "dis.safetensors").is_file()
     assert [step for step, _ in dialog.plot.validation] == [1, 2]
+
+
+def test_deepinsar_training_dialog_teacher_student_mode(qtbot, qgis_iface, tmp_path):
+    import json
+
+    import numpy as np
+
+    from conftest import noisy_fringes, write_raster
+    from qgis_insar_ml.gui.train_dialog import TEACHER, TrainDialog
+
+    clean, noisy = noisy_fringes(64, 64, sigma=0.6, seed=3)
+    ifg = write_raster(tmp_path / "ifg.tif", noisy)
+    reference = write_raster(tmp_path / "ref.tif", clean.astype(np.float32))
+    coherence = write_raster(tmp_path / "coh.tif", np.full((64, 64), 0.8, dtype=np.float32))
+    dialog = TrainDialog(qgis_iface, "deepinsar")
+    qtbot.addWidget(dialog)
+    dialog.dataset.setCurrentIndex(dialog.dataset.findData(TEACHER))
+    dialog.input_kind.setCurrentIndex(dialog.input_kind.findData(2))
+    dialog.steps.setValue(2)
+    dialog.batch_size.setValue(2)
+    dialog.patch_size.setValue(32)
+    dialog.validate_every.setValue(1)
+    dialog.device.setCurrentIndex(dialog.device.findData("cpu"))
+    dialog.output.setFilePath(str(tmp_path / "teacher.safetensors"))
+    dialog.teacher["interferogram"].set_path(str(ifg))
+    dialog.run_button.click()
+    assert dialog.worker is None and "Teacher: reference phase, Teacher: reference coherence" in dialog.message.text()
+    dialog.teacher["reference_phase"].set_path(str(reference))
+    dialog.teacher["reference_coherence"].set_path(str(coherence))
+    dialog.run_button.click()
+    qtbot.waitUntil(lambda: dialog.worker is None, timeout=TIMEOUT_MS)
+    dialog.shutdown()
+    assert "Model saved" in dialog.message.text(), dialog.message.text()
+    card = json.loads((tmp_path / "teacher.json").read_text())
+    assert card["training"]["mode"] == "teacher-student" and card["training"]["steps"] == 2

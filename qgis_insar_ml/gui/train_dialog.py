@@ -22,11 +22,18 @@ from . import settings
 from .dialog import ToolDialog
 from .filter_dialog import spin
 from .plots import LossPlot
-from .widgets import DeviceCombo
+from .widgets import DeviceCombo, RasterInput
 
 PDM, DEEPINSAR = "pdm", "deepinsar"
 FOLDER = "folder"
 SIMULATOR = "simulator"
+TEACHER = "teacher"
+# teacher–student inputs (paper §3.5): the core's InterferogramSource names plus the trusted references
+TEACHER_INPUTS = (("interferogram", "Interferogram (complex, or phase)"),
+                  ("amplitude_reference", "Reference amplitude (optional)"),
+                  ("amplitude_secondary", "Secondary amplitude (optional)"),
+                  ("reference_phase", "Teacher: reference phase"),
+                  ("reference_coherence", "Teacher: reference coherence"))
 
 
 class TrainWorker(QThread):
@@ -88,6 +95,8 @@ class TrainDialog(ToolDialog):
             self.dataset.addItem("raster folder (one subfolder per class)", FOLDER)
         else:
             self.dataset.addItem("built-in simulator (all 18 configurations)", SIMULATOR)
+            self.dataset.addItem("teacher rasters (real data, teacher–student)", TEACHER)
+        self.teacher = {key: RasterInput(optional=True) for key, _ in TEACHER_INPUTS} if kind == DEEPINSAR else {}
         self.folder = QgsFileWidget()
         self.folder.setStorageMode(QgsFileWidget.GetDirectory)
         self.image_size = spin(8, 1024, 64)
@@ -109,7 +118,8 @@ class TrainDialog(ToolDialog):
         self.output.setFilePath(str(settings.user_model_folder() / f"my_{kind}.safetensors"))
         self.resume = QCheckBox("Resume from the checkpoint")
         rows = [("Dataset", self.dataset), ("Raster folder", self.folder)] if kind == PDM else \
-            [("Dataset", self.dataset), ("Model input", self.input_kind)]
+            [("Dataset", self.dataset), *((label, self.teacher[key]) for key, label in TEACHER_INPUTS),
+             ("Model input", self.input_kind)]
         if kind == PDM:
             rows.append(("Image size [px]", self.image_size))
         rows += [("Training steps", self.steps), ("Batch size", self.batch_size),
@@ -163,7 +173,7 @@ class TrainDialog(ToolDialog):
             from ..core.deepinsar.training import TrainSettings
 
             return TrainSettings(in_channels=self.input_kind.currentData(), patch_size=self.patch_size.value(),
-                                 patience=self.patience.value(), **common)
+                                 patience=self.patience.value(), teacher=self.teacher_rasters(), **common)
         from ..core.diffusion.training import PdmTrainSettings
 
         dataset = self.dataset.currentData()
@@ -176,6 +186,16 @@ class TrainDialog(ToolDialog):
                                 channel_mult=integers(self.channel_mult.text(), "U-Net channel multipliers"),
                                 attention_resolutions=integers(self.attention.text(), "Attention rates"),
                                 model_channels=self.model_channels.value(), **common)
+
+    def teacher_rasters(self) -> dict | None:
+        """The teacher–student inputs, or None for the simulator; missing required ones raise."""
+        if self.dataset.currentData() != TEACHER:
+            return None
+        paths = {key: widget.path() for key, widget in self.teacher.items()}
+        missing = [label for key, label in TEACHER_INPUTS if "optional" not in label and not paths[key]]
+        if missing:
+            raise InsarMlError(f"Teacher–student training needs: {', '.join(missing)}.")
+        return paths
 
     def run(self) -> None:
         self.show_message("")
