@@ -73,7 +73,8 @@ def test_bad_settings_give_a_message(qtbot, dialog):
     assert dialog.worker is None and "raster folder" in dialog.message.text()
 
 
-def test_deepinsar_training_dialog_trains_on_the_simulator(qtbot, qgis_iface, tmp_path):
+def tiny_deepinsar_dialog(qtbot, qgis_iface, output):
+    """The Train DeepInSAR dialog set for 2 phase-only steps on 32-px patches, on the CPU."""
     from qgis_insar_ml.gui.train_dialog import TrainDialog
 
     dialog = TrainDialog(qgis_iface, "deepinsar")
@@ -84,7 +85,12 @@ def test_deepinsar_training_dialog_trains_on_the_simulator(qtbot, qgis_iface, tm
     dialog.patch_size.setValue(32)
     dialog.validate_every.setValue(1)
     dialog.device.setCurrentIndex(dialog.device.findData("cpu"))
-    dialog.output.setFilePath(str(tmp_path / "dis"))
+    dialog.output.setFilePath(str(output))
+    return dialog
+
+
+def test_deepinsar_training_dialog_trains_on_the_simulator(qtbot, qgis_iface, tmp_path):
+    dialog = tiny_deepinsar_dialog(qtbot, qgis_iface, tmp_path / "dis")
     dialog.run_button.click()
     qtbot.waitUntil(lambda: dialog.worker is None, timeout=TIMEOUT_MS)
     dialog.shutdown()
@@ -99,22 +105,14 @@ def test_deepinsar_training_dialog_teacher_student_mode(qtbot, qgis_iface, tmp_p
     import numpy as np
 
     from conftest import noisy_fringes, write_raster
-    from qgis_insar_ml.gui.train_dialog import TEACHER, TrainDialog
+    from qgis_insar_ml.gui.train_dialog import TEACHER
 
     clean, noisy = noisy_fringes(64, 64, sigma=0.6, seed=3)
     ifg = write_raster(tmp_path / "ifg.tif", noisy)
     reference = write_raster(tmp_path / "ref.tif", clean.astype(np.float32))
     coherence = write_raster(tmp_path / "coh.tif", np.full((64, 64), 0.8, dtype=np.float32))
-    dialog = TrainDialog(qgis_iface, "deepinsar")
-    qtbot.addWidget(dialog)
+    dialog = tiny_deepinsar_dialog(qtbot, qgis_iface, tmp_path / "teacher.safetensors")
     dialog.dataset.setCurrentIndex(dialog.dataset.findData(TEACHER))
-    dialog.input_kind.setCurrentIndex(dialog.input_kind.findData(2))
-    dialog.steps.setValue(2)
-    dialog.batch_size.setValue(2)
-    dialog.patch_size.setValue(32)
-    dialog.validate_every.setValue(1)
-    dialog.device.setCurrentIndex(dialog.device.findData("cpu"))
-    dialog.output.setFilePath(str(tmp_path / "teacher.safetensors"))
     dialog.teacher["interferogram"].set_path(str(ifg))
     dialog.run_button.click()
     assert dialog.worker is None and "Teacher: reference phase, Teacher: reference coherence" in dialog.message.text()
