@@ -17,7 +17,7 @@ from qgis.PyQt.QtWidgets import QCheckBox, QComboBox, QDoubleSpinBox, QLabel, QL
 
 from ..core.datasets.synthetic import DATASETS
 from ..core.errors import Cancelled, InsarMlError
-from ..processing.pdm_train import _integers as integers  # the algorithm's own parser of "1,1,2,2"
+from ..processing.pdm_train import parse_integers as integers
 from . import settings
 from .dialog import ToolDialog
 from .filter_dialog import spin

@@ -21,7 +21,8 @@ FOLDER_DATASET = "folder"
 SCHEDULES = ["cosine", "linear"]
 
 
-def _integers(text: str, name: str) -> tuple[int, ...]:
+def parse_integers(text: str, name: str) -> tuple[int, ...]:
+    """Parse "1,1,2,2" into (1, 1, 2, 2); shared with the training dialog so both read the fields alike."""
     from ..core.errors import InsarMlError
 
     try:
@@ -103,9 +104,9 @@ class PdmTrainAlgorithm(InsarMlAlgorithm):
             folder_crop=self.optional_int(parameters, "FOLDER_CROP", context),
             class_conditional=self.parameterAsBoolean(parameters, "CLASS_CONDITIONAL", context),
             model_channels=integer("MODEL_CHANNELS"),
-            channel_mult=_integers(self.parameterAsString(parameters, "CHANNEL_MULT", context), "CHANNEL_MULT"),
+            channel_mult=parse_integers(self.parameterAsString(parameters, "CHANNEL_MULT", context), "CHANNEL_MULT"),
             num_res_blocks=integer("RES_BLOCKS"),
-            attention_resolutions=_integers(self.parameterAsString(parameters, "ATTENTION", context) or "",
+            attention_resolutions=parse_integers(self.parameterAsString(parameters, "ATTENTION", context) or "",
                                             "ATTENTION"),
             learn_sigma=self.parameterAsBoolean(parameters, "LEARN_SIGMA", context),
             diffusion_steps=integer("DIFFUSION_STEPS"),
