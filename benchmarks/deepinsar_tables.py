@@ -35,7 +35,9 @@ from qgis_insar_ml.core.inputs import InterferogramBlock  # noqa: E402
 from qgis_insar_ml.core.metrics import coherence_rmse, phase_rmse, phase_ssim  # noqa: E402
 from qgis_insar_ml.core.simulator import CONFIGURATIONS, simulate_pair  # noqa: E402
 
-WINDOWS = (3, 5, 7, 9, 11)
+sys.path.insert(0, str(REPO / "benchmarks"))
+from scoring import oracle_comparison, run_methods, win_line  # noqa: E402
+
 MODELS = {"DeepInSAR 4-ch": REPO / "models" / "deepinsar_4ch.safetensors",
           "DeepInSAR phase-only": REPO / "models" / "deepinsar_phase.safetensors"}
 
@@ -46,21 +48,7 @@ def config_name(noise: str, fringe: str, strips: bool) -> str:
 
 def methods(pair, nets: dict) -> dict[str, tuple[np.ndarray, np.ndarray | None]]:
     """(phase, coherence or None) of every method on one simulated pair."""
-    ifg = pair.interferogram
-    p1, p2 = np.abs(pair.reference) ** 2, np.abs(pair.secondary) ** 2
-    out = {"identity": (np.angle(ifg), None)}
-    for w in WINDOWS:
-        filtered, coherence = boxcar(ifg, w, p1, p2)
-        out[f"boxcar {w}"] = (np.angle(filtered), coherence)
-    out["goldstein"] = (np.angle(goldstein(ifg, 0.5, 32)), out["boxcar 5"][1])
-    valid = np.ones(ifg.shape, bool)
-    for name, net in nets.items():
-        if net.config.in_channels == 4:
-            block = InterferogramBlock(ifg, p1.astype(np.float32), p2.astype(np.float32), valid)
-        else:
-            block = InterferogramBlock(np.exp(1j * np.angle(ifg)).astype(np.complex64), None, None, valid)
-        out[name] = filter_arrays(net, block)
-    return out
+    return run_methods(pair.interferogram, np.abs(pair.reference) ** 2, np.abs(pair.secondary) ** 2, nets)
 
 
 def score(images: int, size: int, nets: dict) -> dict[str, dict[str, dict[str, float]]]:
@@ -88,33 +76,29 @@ def classical(methods_scores: dict) -> list[str]:
 
 
 def tables(results: dict, main: str) -> tuple[str, dict]:
-    """Markdown Tables 1–3 and the summary of ``main`` against the per-configuration oracle."""
+    """Markdown Tables 1–3 and ``main`` against the per-configuration oracle
+    (``{"phase": ..., "coherence": ...}`` from ``scoring.oracle_comparison``)."""
     first = next(iter(results.values()))
     names = list(first)
     coh_names = [n for n in names if "coherence_rmse" in first[n]]
-    summary = {"phase_ratio": [], "coherence_ratio": [], "phase_wins": 0, "coherence_wins": 0}
+    summary = {}
     text = []
     for title, metric, pool, better in (
             ("Table 1: coherence RMSE", "coherence_rmse", coh_names, min),
             ("Table 2: phase RMSE [rad]", "phase_rmse", names, min),
             ("Table 3: phase SSIM", "ssim", names, max)):
-        head = [n for n in pool]
+        def candidates(scores, pool=pool, metric=metric):
+            return [n for n in classical(scores) if n in pool and (metric != "coherence_rmse" or n.startswith("boxcar"))]
+        comparison = oracle_comparison(results, main, metric, candidates, better)
+        summary[{"coherence_rmse": "coherence", "phase_rmse": "phase", "ssim": "ssim"}[metric]] = comparison
         text.append(f"\n**{title}** (mean of the images; best classical = oracle choice per configuration)\n")
-        text.append("| configuration | " + " | ".join(head) + f" | best classical | {main} / best |")
-        text.append("|---" * (len(head) + 3) + "|")
+        text.append("| configuration | " + " | ".join(pool) + f" | best classical | {main} / best |")
+        text.append("|---" * (len(pool) + 3) + "|")
         for config, scores in results.items():
-            candidates = [n for n in classical(scores) if n in pool and (metric != "coherence_rmse" or n.startswith("boxcar"))]
-            best_name = better(candidates, key=lambda n: scores[n][metric])
-            best = scores[best_name][metric]
-            ratio = scores[main][metric] / best if main in scores else float("nan")
-            if metric == "phase_rmse":
-                summary["phase_ratio"].append(ratio)
-                summary["phase_wins"] += int(ratio < 1)
-            elif metric == "coherence_rmse":
-                summary["coherence_ratio"].append(ratio)
-                summary["coherence_wins"] += int(ratio < 1)
-            cells = [f"{scores[n][metric]:.4f}" for n in head]
-            text.append(f"| {config} | " + " | ".join(cells) + f" | {best:.4f} ({best_name}) | {ratio:.3f} |")
+            row = comparison["per_configuration"][config]
+            cells = [f"{scores[n][metric]:.4f}" for n in pool]
+            text.append(f"| {config} | " + " | ".join(cells)
+                        + f" | {row['best_value']:.4f} ({row['best']}) | {row['ratio']:.3f} |")
     return "\n".join(text), summary
 
 
@@ -193,10 +177,7 @@ def main() -> None:
         text, summary = tables(results, main)
         summaries[main] = summary
         report.append(f"\n### {main}\n{text}")
-        report.append(
-            f"\n{main}: phase RMSE below the best classical filter in {summary['phase_wins']}/18 configurations, "
-            f"mean ratio {np.mean(summary['phase_ratio']):.3f}; coherence RMSE below the best Boxcar in "
-            f"{summary['coherence_wins']}/18, mean ratio {np.mean(summary['coherence_ratio']):.3f}.")
+        report.append("\n" + win_line(main, summary["phase"], summary["coherence"]))
     report.append("\n### Table 4: speed\n" + timing(nets, args.work, args.big))
     text = "\n".join(report)
     print(text)
@@ -208,10 +189,10 @@ def main() -> None:
             card = json.loads(card_file.read_text())
             card["metrics"] = {
                 "benchmark": f"benchmarks/deepinsar_tables.py --images {args.images} (18 configurations, {args.size}² crops)",
-                "phase_rmse_wins_vs_best_classical": f"{summary['phase_wins']}/18",
-                "mean_phase_rmse_ratio_to_best_classical": round(float(np.mean(summary["phase_ratio"])), 4),
-                "coherence_rmse_wins_vs_best_boxcar": f"{summary['coherence_wins']}/18",
-                "mean_coherence_rmse_ratio_to_best_boxcar": round(float(np.mean(summary["coherence_ratio"])), 4),
+                "phase_rmse_wins_vs_best_classical": f"{summary['phase']['wins']}/18",
+                "mean_phase_rmse_ratio_to_best_classical": round(summary["phase"]["mean_ratio"], 4),
+                "coherence_rmse_wins_vs_best_boxcar": f"{summary['coherence']['wins']}/18",
+                "mean_coherence_rmse_ratio_to_best_boxcar": round(summary["coherence"]["mean_ratio"], 4),
                 "per_configuration": {c: r[name] for c, r in results.items()},
             }
             card_file.write_text(json.dumps(card, indent=2))

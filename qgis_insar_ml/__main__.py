@@ -33,7 +33,9 @@ def _train_deepinsar(args: argparse.Namespace) -> None:
         batch_size=args.batch_size, patch_size=args.patch_size, learning_rate=args.lr, seed=args.seed,
         checkpoint=args.checkpoint, checkpoint_every=args.checkpoint_every, validate_every=args.validate_every,
         patience=args.patience, resume=args.resume, device=args.device, teacher=teacher,
-        binarize_coherence=not args.soft_coherence, balance=not args.unbalanced, configurations=args.configurations)
+        binarize_coherence=not args.soft_coherence, balance=not args.unbalanced, configurations=args.configurations,
+        realistic=args.realistic, workers=args.workers,
+        time_limit_s=60.0 * args.max_minutes if args.max_minutes else None)
     result = train_deepinsar(settings, log=lambda message: print(message, flush=True))
     print(json.dumps({"model": result.model, "steps": result.steps_done,
                       "best_validation_loss": result.best_validation_loss, "stopped_early": result.stopped_early}))
@@ -87,6 +89,12 @@ def main(argv: list[str] | None = None) -> int:
     train.add_argument("--configurations", nargs="+", metavar="NAME",
                        help="simulator mix to cycle through, e.g. S1-F1-NS S2-F3-S (repeat a name to weigh it more; "
                             "default: all 18 once)")
+    train.add_argument("--realistic", type=float, default=0.0,
+                       help="share of realistic-simulator scenes (speckle, coherence maps, multilooking, real-world "
+                            "signals) among the simulated ones; the rest come from the paper's simulator")
+    train.add_argument("--workers", type=int, default=0,
+                       help="processes that simulate batches ahead (simulation limits the speed on a GPU)")
+    train.add_argument("--max-minutes", type=float, help="stop after this long, keeping the best validated state")
     train.add_argument("--unbalanced", action="store_true",
                        help="plain eq. 9 phase loss instead of each patch's error relative to its own noise")
     teacher = train.add_argument_group("teacher-student mode (real data)")

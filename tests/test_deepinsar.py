@@ -256,7 +256,7 @@ def test_teacher_student_training_learns_from_reference_rasters(tmp_path):
     result = train_deepinsar(settings, log=lambda m: None)
     net, card = load_model(result.model)
     assert card["training"]["mode"] == "teacher-student" and card["training"]["binarize_coherence"] is True
-    from qgis_insar_ml.core.deepinsar.data import TeacherPatches
+    from qgis_insar_ml.core.deepinsar.teacher import TeacherPatches
 
     patches = TeacherPatches(InterferogramSource(slc_reference=s1, slc_secondary=s2), teacher_phase, teacher_coh,
                              seed=0, patch_size=32)

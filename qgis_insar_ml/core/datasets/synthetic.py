@@ -19,8 +19,6 @@ import numpy as np
 
 from ..errors import InsarMlError
 from ..progress import Progress, SilentProgress, check_cancel
-from ..raster_io import GridInfo, provenance, write_whole_raster
-from ..simulation_io import PIXEL_GRID_GEOTRANSFORM
 
 WAVELENGTH = 0.0555  # m, Sentinel-1 C band
 POISSON = 0.25
@@ -330,6 +328,10 @@ def write_synthetic_dataset(dataset: str, folder: str | os.PathLike, size: int, 
     unwrapping never gets separated. Pixel grid without georeference. Each file appears
     whole or not at all; a cancel keeps the files finished before it.
     """
+    # GDAL only here: the scenes themselves are generated on training servers without it.
+    from ..raster_io import GridInfo, provenance, write_whole_raster
+    from ..simulation_io import PIXEL_GRID_GEOTRANSFORM
+
     if dataset not in DATASETS:
         raise InsarMlError(f"Unknown synthetic dataset {dataset!r}; choose one of {', '.join(DATASETS)}.")
     if isinstance(count, bool) or not isinstance(count, (int, np.integer)) or count < 1:

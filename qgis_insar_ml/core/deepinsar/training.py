@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import datetime as dt
 import math
+import multiprocessing
 import os
 import time
+from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Callable
@@ -21,11 +23,10 @@ import torch
 import torch.nn.functional as F
 
 from ..errors import Cancelled, InsarMlError
-from ..inputs import InterferogramSource
 from ..progress import Progress, SilentProgress
 from ..torch_runtime import (distributed_rank_world, load_checkpoint_file, pick_device, save_checkpoint_file,
                              warmup_cosine_rate)
-from .data import Batch, SimulatedPatches, TeacherPatches, configuration_index
+from .data import Batch, SimulatedPatches, configuration_index
 from .model import DEFAULT_CONFIG, DeepInsarConfig, DeepInsarNet, restore
 from .modelfile import save_model
 
@@ -53,6 +54,9 @@ class TrainSettings:
     validation_per_config: int = 2
     balance: bool = True                   # phase loss relative to each patch's own noise (see losses)
     configurations: list[str] | None = None  # simulator mix, names like S1-F1-NS; repeats weigh more
+    realistic: float = 0.0                 # share of realistic-simulator scenes among the simulated ones
+    workers: int = 0                       # processes simulating batches ahead (0: in this process, as in QGIS)
+    time_limit_s: float | None = None      # stop (like an early stop) after this long; None: no limit
 
     @property
     def objective(self) -> str:
@@ -80,6 +84,11 @@ def _tensors(batch: Batch, device: torch.device) -> tuple[torch.Tensor, ...]:
     return obs.contiguous(memory_format=torch.channels_last), clean, coh, weight
 
 
+# Least mean noise energy per pixel a balanced patch is measured against: that of a
+# phase error of about 0.1 rad RMS.
+NOISE_FLOOR = 0.01
+
+
 def losses(net: torch.nn.Module, batch: Batch, device: torch.device, coherence_weight: float,
            balance: bool = False) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, tuple[torch.Tensor, ...]]:
     """(total, phase, coherence) losses, eq. 9 on the residual and eq. 11 on the logits,
@@ -98,7 +107,9 @@ def losses(net: torch.nn.Module, batch: Batch, device: torch.device, coherence_w
     noise = obs[:, :2] - clean
     error = ((residual - noise) ** 2) * weight
     if balance:
-        per_patch = error.sum(dim=(1, 2, 3)) / ((noise ** 2) * weight).sum(dim=(1, 2, 3)).clamp_min(1e-6)
+        # the floor keeps nearly noise-free (many-look, coherent) patches from dominating
+        floor = NOISE_FLOOR * weight.sum(dim=(1, 2, 3)).clamp_min(1.0)
+        per_patch = error.sum(dim=(1, 2, 3)) / torch.maximum(((noise ** 2) * weight).sum(dim=(1, 2, 3)), floor)
         phase = 0.5 * per_patch.mean()
     else:
         phase = 0.5 * error.sum() / norm
@@ -161,43 +172,48 @@ def train_deepinsar(settings: TrainSettings, progress: Progress | None = None,
     stopped_early = False
     step = start
     tic = time.perf_counter()
-    while step < settings.steps:
-        if progress.is_cancelled():
-            _save_checkpoint(settings, rank, net, optimizer, step, history, best, best_state, bad_rounds)
-            raise Cancelled(f"Cancelled at step {step}; checkpoint saved to {settings.checkpoint_path()} "
-                            "(resume from it to continue).")
-        for group in optimizer.param_groups:
-            group["lr"] = warmup_cosine_rate(settings.learning_rate, step, settings.steps, settings.warmup_steps)
-        loss, phase_loss, coherence_loss, _ = losses(model, data.batch(step, per_rank, rank), device,
-                                                     settings.coherence_weight, settings.balance)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-        step += 1
-        record = {"step": step, "loss": loss.item(), "phase_loss": phase_loss.item(),
-                  "coherence_loss": coherence_loss.item(), "lr": optimizer.param_groups[0]["lr"]}
-        if step % settings.validate_every == 0 or step == settings.steps:
-            metrics = validation_metrics(net, validation, device, settings.coherence_weight, settings.balance)
-            record.update({f"val_{k}": v for k, v in metrics.items()})
-            rate = (step - start) * per_rank * world / (time.perf_counter() - tic)
-            log(f"step {step}/{settings.steps} loss {loss.item():.4f} val {metrics['loss']:.4f} "
-                f"phase RMSE {metrics['phase_rmse']:.4f} rad, coherence RMSE {metrics['coherence_rmse']:.4f} "
-                f"({rate:.1f} patches/s)")
-            if metrics["loss"] < best:
-                best, bad_rounds = metrics["loss"], 0
-                best_state = {k: v.detach().cpu().clone() for k, v in net.state_dict().items()}
-            else:
-                bad_rounds += 1
-        history.append(record)
-        if on_record:
-            on_record(record)
-        if step % settings.checkpoint_every == 0:
-            _save_checkpoint(settings, rank, net, optimizer, step, history, best, best_state, bad_rounds)
-        progress.set_progress(100.0 * step / settings.steps)
-        if bad_rounds >= settings.patience:
-            log(f"Early stop at step {step}: no validation improvement in {bad_rounds} rounds.")
-            stopped_early = True
-            break
+    with _BatchSource(data, per_rank, rank, settings.workers) as batches:
+        while step < settings.steps:
+            if progress.is_cancelled():
+                _save_checkpoint(settings, rank, net, optimizer, step, history, best, best_state, bad_rounds)
+                raise Cancelled(f"Cancelled at step {step}; checkpoint saved to {settings.checkpoint_path()} "
+                                "(resume from it to continue).")
+            for group in optimizer.param_groups:
+                group["lr"] = warmup_cosine_rate(settings.learning_rate, step, settings.steps, settings.warmup_steps)
+            loss, phase_loss, coherence_loss, _ = losses(model, batches.get(step, settings.steps), device,
+                                                         settings.coherence_weight, settings.balance)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            step += 1
+            record = {"step": step, "loss": loss.item(), "phase_loss": phase_loss.item(),
+                      "coherence_loss": coherence_loss.item(), "lr": optimizer.param_groups[0]["lr"]}
+            if step % settings.validate_every == 0 or step == settings.steps:
+                metrics = validation_metrics(net, validation, device, settings.coherence_weight, settings.balance)
+                record.update({f"val_{k}": v for k, v in metrics.items()})
+                rate = (step - start) * per_rank * world / (time.perf_counter() - tic)
+                log(f"step {step}/{settings.steps} loss {loss.item():.4f} val {metrics['loss']:.4f} "
+                    f"phase RMSE {metrics['phase_rmse']:.4f} rad, coherence RMSE {metrics['coherence_rmse']:.4f} "
+                    f"({rate:.1f} patches/s)")
+                if metrics["loss"] < best:
+                    best, bad_rounds = metrics["loss"], 0
+                    best_state = {k: v.detach().cpu().clone() for k, v in net.state_dict().items()}
+                else:
+                    bad_rounds += 1
+            history.append(record)
+            if on_record:
+                on_record(record)
+            if step % settings.checkpoint_every == 0:
+                _save_checkpoint(settings, rank, net, optimizer, step, history, best, best_state, bad_rounds)
+            progress.set_progress(100.0 * step / settings.steps)
+            if bad_rounds >= settings.patience:
+                log(f"Early stop at step {step}: no validation improvement in {bad_rounds} rounds.")
+                stopped_early = True
+                break
+            if settings.time_limit_s is not None and time.perf_counter() - tic > settings.time_limit_s:
+                log(f"Stopped at step {step}: the time limit of {settings.time_limit_s:.0f} s is reached.")
+                stopped_early = True
+                break
     _save_checkpoint(settings, rank, net, optimizer, step, history, best, best_state, bad_rounds)
     if best_state is None:
         best_state = {k: v.detach().cpu().clone() for k, v in net.state_dict().items()}
@@ -209,10 +225,44 @@ def train_deepinsar(settings: TrainSettings, progress: Progress | None = None,
     return TrainResult(str(model_path), step, best, history, stopped_early)
 
 
+class _BatchSource:
+    """Batches by step number, simulated ahead by ``workers`` processes when asked.
+
+    Simulation, not the network, limits training speed on a GPU. Every batch is a pure
+    function of its step, so prefetching changes nothing but the speed; with no workers
+    (inside QGIS, where child processes are unwelcome) batches are made on demand.
+    """
+
+    def __init__(self, data, batch_size: int, rank: int, workers: int):
+        self.data, self.batch_size, self.rank, self.workers = data, batch_size, rank, workers
+        self.pool: ProcessPoolExecutor | None = None
+        self.pending: dict[int, Future] = {}
+
+    def __enter__(self) -> "_BatchSource":
+        if self.workers > 0:
+            self.pool = ProcessPoolExecutor(self.workers, mp_context=multiprocessing.get_context("spawn"))
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self.pool is not None:
+            self.pool.shutdown(wait=False, cancel_futures=True)
+
+    def get(self, step: int, last: int) -> Batch:
+        if self.pool is None:
+            return self.data.batch(step, self.batch_size, self.rank)
+        for ahead in range(step, min(step + 4 * self.workers, last)):
+            if ahead not in self.pending:
+                self.pending[ahead] = self.pool.submit(self.data.batch, ahead, self.batch_size, self.rank)
+        return self.pending.pop(step).result()
+
+
 def _data(settings: TrainSettings):
     if settings.teacher is None:
         mix = [configuration_index(name) for name in settings.configurations] if settings.configurations else None
-        return SimulatedPatches(settings.seed, settings.patch_size, settings.in_channels, mix)
+        return SimulatedPatches(settings.seed, settings.patch_size, settings.in_channels, mix, settings.realistic)
+    from ..inputs import InterferogramSource  # GDAL, needed only to read the teacher's rasters
+    from .teacher import TeacherPatches
+
     teacher = dict(settings.teacher)
     phase, coherence = teacher.pop("reference_phase", None), teacher.pop("reference_coherence", None)
     if not phase or not coherence:
@@ -222,8 +272,10 @@ def _data(settings: TrainSettings):
 
 
 def _card(settings: TrainSettings, steps: int, best: float) -> dict:
-    mode = "teacher-student" if settings.teacher else "simulator (18 configurations S1-S3 x F1-F3 x strips/no strips)"
+    mode = ("teacher-student" if settings.teacher else
+            f"simulators: {settings.realistic:.0%} realistic scenes, the rest the paper's 18 configurations")
     hyper = {k: v for k, v in asdict(settings).items() if k not in ("output", "checkpoint", "teacher", "architecture")}
+    hyper["schedule_steps"] = hyper.pop("steps")
     return {"training": {"mode": mode, "steps": steps, "best_validation_loss": best, **hyper,
                          "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")}}
 

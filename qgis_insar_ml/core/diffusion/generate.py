@@ -15,7 +15,6 @@ from ..datasets.folder import RangeRescaler
 from ..errors import InsarMlError
 from ..progress import Progress, SilentProgress, SubProgress
 from .data import NORMALISED_RANGE, SR_SCALE, downsample, normalise_with
-from .gaussian_diffusion import GaussianDiffusion
 from .pdm_file import LoadedPdm
 from .sampling import SAMPLERS, SKIP_TYPES, guided_model
 
@@ -23,13 +22,6 @@ DEFAULT_BATCH = 16
 MAX_SUPERRESOLVE_PIXELS = 512 * 512      # low-resolution pixels sampled in one go
 BACK_PROJECTION_ITERATIONS = 20
 SAMPLER_NAMES = tuple(SAMPLERS)
-
-
-def diffusion_for(pdm: LoadedPdm) -> GaussianDiffusion:
-    """The diffusion a model was trained with, as its card or metadata.json says."""
-    s = pdm.diffusion_settings
-    variance = "learned_range" if s["learn_sigma"] else ("fixed_small" if s.get("sigma_small", True) else "fixed_large")
-    return GaussianDiffusion(s["steps"], s["noise_schedule"], s.get("predict", "eps"), variance)
 
 
 def balanced_labels(count: int, pdm: LoadedPdm, class_label: int | None) -> list[int] | None:
@@ -102,7 +94,7 @@ def generate(pdm: LoadedPdm, count: int, *, class_label: int | None = None, samp
             raise InsarMlError("This model was trained without a null class, so classifier-free guidance is not "
                                "available: set GUIDANCE_SCALE to 1.")
         model_fn = guided_model(pdm.model, guidance_scale, pdm.model.null_label)
-    diffusion = diffusion_for(pdm)
+    diffusion = pdm.diffusion()
     c = pdm.config
     rows, cols = ((c.image_size, c.image_size) if low_res is None
                   else (low_res.shape[-2] * SR_SCALE, low_res.shape[-1] * SR_SCALE))

@@ -26,6 +26,7 @@ import torch
 
 from ..errors import InsarMlError
 from ..model_files import card_path, load_weights, read_card, read_json, save_with_card
+from .gaussian_diffusion import GaussianDiffusion
 from .unet import UNetConfig, UNetModel, attention_downsample_rates, reference_channel_mult
 
 CARD_FORMAT = "qgis_insar_ml.pdm"
@@ -65,6 +66,13 @@ class LoadedPdm:
     @property
     def is_super_resolution(self) -> bool:
         return self.config.low_res_channels > 0
+
+    def diffusion(self) -> GaussianDiffusion:
+        """The diffusion the model was trained with, as its card or metadata.json says."""
+        s = self.diffusion_settings
+        variance = ("learned_range" if s["learn_sigma"] else
+                    "fixed_small" if s.get("sigma_small", True) else "fixed_large")
+        return GaussianDiffusion(s["steps"], s["noise_schedule"], s.get("predict", "eps"), variance)
 
 
 def _diffusion_settings(d: dict[str, Any], config: UNetConfig, where: str) -> dict[str, Any]:
