@@ -327,6 +327,8 @@ def main() -> None:
                         help="DeepInSAR .safetensors files (default: the two shipped models)")
     parser.add_argument("--out-md", type=Path, default=REPO / "docs" / "real_signal.md")
     parser.add_argument("--out-json", type=Path, default=REPO / "docs" / "real_signal.json")
+    parser.add_argument("--update-cards", action="store_true",
+                        help="write each model's pooled wins and mean ratios into its model card")
     args = parser.parse_args()
     if not args.realdata.is_dir():
         sys.exit(f"No real data at {args.realdata}: pass --realdata (see ../shared/realdata/README.md).")
@@ -370,6 +372,21 @@ def main() -> None:
     args.out_json.parent.mkdir(parents=True, exist_ok=True)
     args.out_json.write_text(json.dumps({"setup": setup, "results": results, "summaries": summaries,
                                          "calibration_varying_gamma": bins, "runtime_s": round(runtime, 1)}, indent=1))
+    if args.update_cards:
+        update_cards(summaries["pooled (24 constant-γ configurations)"], dict(zip(models, args.models)))
+
+
+def update_cards(pooled: dict, paths: dict[str, Path]) -> None:
+    """The pooled constant-γ result of each model, beside the paper-simulator metrics in its card."""
+    for model, path in paths.items():
+        card_file = path.with_suffix(".json")
+        card = json.loads(card_file.read_text())
+        card["metrics_real_signal"] = {
+            "benchmark": "benchmarks/real_signal.py: real LiCSAR signals (Greece, Afghanistan) at 1x and 3x, real "
+                         "Envisat speckle, gamma 0.35/0.6/0.85, single-look and 4x1 looks (24 configurations)",
+            **{f"{kind}_{key}": pooled[model][kind][key] for kind in ("phase", "coherence")
+               for key in ("wins", "count", "mean_ratio")}}
+        card_file.write_text(json.dumps(card, indent=2) + "\n")
 
 
 if __name__ == "__main__":

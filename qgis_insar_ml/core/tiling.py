@@ -213,8 +213,11 @@ def _blend(grid: TileGrid, ty: int, tx: int, tile: Tile, block: Block, results: 
            sinks: Mapping[str, tuple[str, Sink]], pending: dict[tuple[int, int], _Cell]) -> None:
     """Add one tile's weighted results to its cells; write the cells it completes."""
     for key, window, contributors in grid.cells_of(ty, tx):
-        cell = pending.setdefault(key, _Cell(window, contributors))
         rel = window.relative_to(tile.read)
+        if contributors == 1:
+            _write_alone(window, block.valid[rel], results, rel, sinks)
+            continue
+        cell = pending.setdefault(key, _Cell(window, contributors))
         base = grid.weights(ty, tx, window)
         valid = block.valid[rel]
         for name, (kind, _) in sinks.items():
@@ -231,6 +234,24 @@ def _blend(grid: TileGrid, ty: int, tx: int, tile: Tile, block: Block, results: 
         cell.remaining -= 1
         if cell.remaining == 0:
             _finish(pending.pop(key), sinks)
+
+
+def _write_alone(window: Window, valid: np.ndarray, results: Mapping[str, np.ndarray], rel: tuple[slice, slice],
+                 sinks: Mapping[str, tuple[str, Sink]]) -> None:
+    """Write a cell that only one tile covers (weight 1 everywhere). The blend of one value
+    is the value itself, so the float64 round trip is skipped; only phases at or beyond ±π
+    go through it, which wraps them exactly as a blend would."""
+    for name, (kind, write) in sinks.items():
+        v = np.asarray(results[name])[rel]
+        dtype = np.complex64 if kind == BLEND_COMPLEX else np.float32
+        out = np.array(v, dtype=dtype)
+        if kind == BLEND_PHASE:
+            with np.errstate(invalid="ignore"):
+                edge = np.abs(out) >= 3.14159
+            if edge.any():
+                out[edge] = np.angle(np.exp(1j * out[edge].astype(np.float64)))
+        out[~(valid & np.isfinite(out))] = np.nan + 1j * np.nan if kind == BLEND_COMPLEX else np.nan
+        write(window, out)
 
 
 def _to_blend_space(values: np.ndarray, kind: str) -> np.ndarray:

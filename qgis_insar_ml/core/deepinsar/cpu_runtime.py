@@ -1,0 +1,267 @@
+"""Runtimes that run a DeepInSAR network on tiles: torch everywhere, OpenVINO on the CPU when installed.
+
+torch stays the training and GPU path and the fallback. On the CPU, OpenVINO (an optional
+dependency: ``pip install openvino``) runs the same network 2–3× faster in float32 and
+about 5× faster in bfloat16 on CPUs that have it (AVX512-BF16, AMX); see
+``benchmarks/deepinsar_throughput.py``. Whether a runtime may use reduced precision is
+decided at run time on the first tile (:func:`..inference.choose_runner_precision`).
+
+The OpenVINO model is converted from the torch network, which itself is rebuilt from the
+safetensors weights and the JSON card, so model files stay data. The converted model (an
+OpenVINO IR: an XML graph and the raw float32 weights, no code) is cached under the user's
+cache folder, keyed by the SHA-256 of the weights and the architecture and by the OpenVINO
+and torch versions, so only the first run of a model pays the conversion (1–3 s). If the
+cache cannot be written the model is kept in memory only.
+
+``INSARML_CPU_RUNTIME`` = ``auto`` (default: OpenVINO when importable, else torch),
+``torch`` or ``openvino`` (an error when it is not installed) selects the CPU runtime;
+``INSARML_CPU_PRECISION`` = ``auto`` (default: the first-tile check) or ``float32``.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import torch
+
+from ..errors import InsarMlError
+from .model import DeepInsarNet, restore
+
+RUNTIME_ENV = "INSARML_CPU_RUNTIME"
+PRECISION_ENV = "INSARML_CPU_PRECISION"
+CACHE_ENV = "INSARML_CACHE_DIR"
+RUNTIMES = ("auto", "torch", "openvino")
+PRECISIONS = ("auto", "float32")
+
+
+def cpu_threads() -> int:
+    """The cores this process may use (torch's own default, which respects affinity)."""
+    return max(1, torch.get_num_threads())
+
+
+class TorchRunner:
+    """The torch network on its device; ``reduced`` = bfloat16 autocast."""
+
+    name = "torch"
+
+    def __init__(self, net: DeepInsarNet, device: torch.device):
+        self.net = net.to(device=device, memory_format=torch.channels_last).eval()
+        self.device = device
+
+    def describe(self) -> str:
+        if self.device.type == "cuda":
+            return f"torch on {self.device} ({torch.cuda.get_device_name(self.device)})"
+        return f"torch on cpu ({torch.get_num_threads()} threads)"
+
+    def reduced_precision_available(self) -> bool:
+        if self.device.type == "cuda":
+            return True
+        try:  # bfloat16 on a CPU without native support is emulated and slower than float32
+            return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+        except (AttributeError, RuntimeError):
+            return False
+
+    def release(self, reduced: bool) -> None:
+        """Nothing to free: torch allocates per call."""
+
+    @torch.inference_mode()
+    def run(self, batch: np.ndarray, reduced: bool = False) -> tuple[np.ndarray, np.ndarray]:
+        """(phase, coherence), each (N, H, W) float32, of a (N, C, H, W) float32 batch."""
+        x = torch.from_numpy(batch).to(self.device).contiguous(memory_format=torch.channels_last)
+        if reduced:
+            with torch.autocast(self.device.type, dtype=torch.bfloat16):
+                residual, logits = self.net(x)
+        else:
+            residual, logits = self.net(x)
+        phase, _ = restore(x, residual.float())
+        return phase.float().cpu().numpy(), torch.sigmoid(logits[:, 0].float()).cpu().numpy()
+
+
+class OpenVinoRunner:
+    """The network converted to OpenVINO, compiled for the CPU in float32 and, when asked, bfloat16."""
+
+    name = "openvino"
+
+    def __init__(self, net: DeepInsarNet, weights: Path | None, log: Callable[[str], None] = lambda m: None):
+        import openvino as ov
+
+        self._ov = ov
+        self.core = ov.Core()
+        self.threads = cpu_threads()
+        self.scale = net.config.downsample
+        self.channels = net.config.in_channels
+        self.model = _openvino_model(ov, self.core, net, weights, log)
+        self._compiled: dict[bool, object] = {}
+        self._requests: dict[bool, object] = {}
+        self._compile(False)  # fails here, inside cpu_runner's fallback, if OpenVINO cannot run it
+
+    def describe(self) -> str:
+        return f"OpenVINO {self._ov.__version__.split('-')[0]} on cpu ({self.threads} threads)"
+
+    def reduced_precision_available(self) -> bool:
+        try:
+            return "BF16" in self.core.get_property("CPU", "OPTIMIZATION_CAPABILITIES")
+        except RuntimeError:
+            return False
+
+    def _compile(self, reduced: bool):
+        if reduced not in self._compiled:
+            compiled = self.core.compile_model(self.model, "CPU", {
+                "INFERENCE_PRECISION_HINT": "bf16" if reduced else "f32",
+                "INFERENCE_NUM_THREADS": self.threads,
+                "PERFORMANCE_HINT": "LATENCY",
+            })
+            self._compiled[reduced] = compiled
+            self._requests[reduced] = compiled.create_infer_request()
+        return self._requests[reduced]
+
+    def release(self, reduced: bool) -> None:
+        """Free one precision's compiled model and working memory (compiled again if needed)."""
+        self._requests.pop(reduced, None)
+        self._compiled.pop(reduced, None)
+
+    def run(self, batch: np.ndarray, reduced: bool = False) -> tuple[np.ndarray, np.ndarray]:
+        """(phase, coherence), each (N, H, W) float32, of a (N, C, H, W) float32 batch."""
+        height, width = batch.shape[-2:]
+        s = self.scale
+        pad_h, pad_w = (-height) % s, (-width) % s
+        x = np.ascontiguousarray(batch, dtype=np.float32)
+        if pad_h or pad_w:  # what the torch network does inside (the converted graph has no padding branch)
+            x = np.pad(x, ((0, 0), (0, 0), (0, pad_h), (0, pad_w)), mode="edge")
+        request = self._compile(reduced)
+        request.infer({0: x})
+        residual = request.get_output_tensor(0).data
+        logits = request.get_output_tensor(1).data
+        re = batch[:, 0] - residual[:, 0, :height, :width]
+        im = batch[:, 1] - residual[:, 1, :height, :width]
+        phase = np.arctan2(im, re)
+        coherence = logits[:, 0, :height, :width].astype(np.float32)  # a copy: the request reuses its buffers
+        np.negative(coherence, out=coherence)
+        np.exp(coherence, out=coherence)
+        coherence += 1.0
+        np.reciprocal(coherence, out=coherence)
+        return phase.astype(np.float32, copy=False), coherence
+
+
+def return_freed_memory() -> None:
+    """glibc only: allocations of 4 MB and more (tile arrays) by mmap, so freeing gives them back.
+
+    glibc raises its mmap threshold (up to 32 MB) after large blocks are freed, so the next
+    tiles' arrays come from the heap, which fragments and keeps its peak: a 64 Mpx run peaked
+    126 MB higher (902 vs 776 MB in-process) for 8 % less time. A 1 MB threshold saved little
+    more and cost 25 % (page faults). Process-wide; a no-op off glibc.
+    """
+    if not sys.platform.startswith("linux"):
+        return
+    try:
+        import ctypes
+
+        ctypes.CDLL("libc.so.6").mallopt(-3, 4 << 20)  # M_MMAP_THRESHOLD; a set value is never adjusted
+    except (OSError, AttributeError):
+        pass
+
+
+def openvino_available() -> bool:
+    try:
+        import openvino  # noqa: F401
+    except Exception:  # noqa: BLE001 (ImportError, or a broken install raising anything)
+        return False
+    return True
+
+
+def requested_runtime() -> str:
+    value = os.environ.get(RUNTIME_ENV, "auto").strip().lower() or "auto"
+    if value not in RUNTIMES:
+        raise InsarMlError(f"{RUNTIME_ENV}={value!r}: use one of {', '.join(RUNTIMES)}.")
+    return value
+
+
+def requested_precision() -> str:
+    value = os.environ.get(PRECISION_ENV, "auto").strip().lower() or "auto"
+    if value not in PRECISIONS:
+        raise InsarMlError(f"{PRECISION_ENV}={value!r}: use one of {', '.join(PRECISIONS)}.")
+    return value
+
+
+def cpu_runner(net: DeepInsarNet, weights: Path | None, log: Callable[[str], None] = lambda m: None,
+               runtime: str | None = None):
+    """The fastest runtime available for ``net`` on the CPU; torch when OpenVINO is absent or fails."""
+    runtime = runtime or requested_runtime()
+    return_freed_memory()
+    if runtime in ("auto", "openvino"):
+        if not openvino_available():
+            if runtime == "openvino":
+                raise InsarMlError(f"{RUNTIME_ENV}=openvino, but OpenVINO cannot be imported. "
+                                   f"Install it with: {sys.executable} -m pip install openvino")
+        else:
+            try:
+                return OpenVinoRunner(net, weights, log)
+            except Exception as exc:  # noqa: BLE001 (any conversion/compile failure: torch still works)
+                if runtime == "openvino":
+                    raise InsarMlError(f"OpenVINO could not run this model ({exc}).") from None
+                log(f"OpenVINO could not run this model ({str(exc).splitlines()[0][:200]}); using torch.")
+    return TorchRunner(net, torch.device("cpu"))
+
+
+def cache_dir() -> Path:
+    """Where converted models are cached: $INSARML_CACHE_DIR, else the platform's user cache."""
+    if os.environ.get(CACHE_ENV):
+        return Path(os.environ[CACHE_ENV])
+    if sys.platform == "win32" and os.environ.get("LOCALAPPDATA"):
+        base = Path(os.environ["LOCALAPPDATA"])
+    elif sys.platform == "darwin":
+        base = Path.home() / "Library" / "Caches"
+    else:
+        base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+    return base / "qgis_insar_ml"
+
+
+def _model_key(ov, net: DeepInsarNet, weights: Path | None) -> str:
+    digest = hashlib.sha256()
+    if weights is not None and weights.is_file():
+        digest.update(weights.read_bytes())
+    else:  # an in-memory network: its tensors
+        for name, tensor in sorted(net.state_dict().items()):
+            digest.update(name.encode())
+            digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
+    digest.update(json.dumps(net.config.to_dict(), sort_keys=True).encode())
+    digest.update(f"openvino {ov.__version__} torch {torch.__version__}".encode())
+    return digest.hexdigest()[:32]
+
+
+def _openvino_model(ov, core, net: DeepInsarNet, weights: Path | None, log: Callable[[str], None]):
+    key = _model_key(ov, net, weights)
+    folder = cache_dir() / "openvino"
+    xml = folder / f"deepinsar-{key}.xml"
+    if xml.is_file() and xml.with_suffix(".bin").is_file():
+        try:
+            return core.read_model(str(xml))
+        except RuntimeError as exc:
+            log(f"Cached OpenVINO model {xml} is unreadable ({exc}); converting again.")
+    s = net.config.downsample
+    example = torch.zeros(1, net.config.in_channels, 16 * s, 16 * s)
+    cpu_net = DeepInsarNet(net.config)
+    cpu_net.load_state_dict({k: v.detach().cpu() for k, v in net.state_dict().items()})
+    cpu_net.eval()
+    import warnings
+
+    with warnings.catch_warnings():  # tracing warns about the padding branch, which the runner replaces
+        warnings.simplefilter("ignore")
+        model = ov.convert_model(cpu_net, example_input=example)
+    if model.inputs[0].partial_shape.is_static:  # tiles come in several shapes
+        model.reshape({model.inputs[0]: ov.PartialShape([-1, net.config.in_channels, -1, -1])})
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        tmp = folder / f".deepinsar-{key}.{os.getpid()}.xml"
+        ov.save_model(model, str(tmp), compress_to_fp16=False)
+        os.replace(tmp.with_suffix(".bin"), xml.with_suffix(".bin"))
+        os.replace(tmp, xml)
+        log(f"OpenVINO: converted the model once, cached as {xml}")
+    except (OSError, RuntimeError) as exc:
+        log(f"OpenVINO: could not cache the converted model in {folder} ({exc}); keeping it in memory.")
+    return model
