@@ -198,7 +198,7 @@ def main() -> None:
         "command": "qgis_process.bin run insarml:deepinsar_filter -- SLC_REFERENCE SLC_SECONDARY OUTPUT_PHASE "
                    "OUTPUT_COHERENCE (defaults)",
         "runtime_option": args.runtime, "precision_option": args.precision,
-        "fixed_overhead": {"what": "qgis_process start, plugin, torch, model, 64×64 pair", "seconds": round(fixed_s, 2),
+        "fixed_overhead": {"what": "qgis_process start, plugin, model (torch only on a first conversion), 64×64 pair", "seconds": round(fixed_s, 2),
                            "all_seconds": [round(r["seconds"], 2) for r in fixed],
                            "peak_rss_mb": round(max(r["peak_rss_mb"] for r in fixed))},
         "forward": {**forward, "seconds": round(forward["seconds"], 3),
@@ -214,7 +214,7 @@ def main() -> None:
     print(f"\nForward pass alone ({f['runtime']}, {f['precision']}, {f['tile']}² tile): {f['seconds']} s, "
           f"{f['mpx_per_s']} Mpx/s.")
     o = result["fixed_overhead"]
-    print(f"Fixed cost per run (qgis_process start, plugin, torch, model; 64×64 pair): {o['seconds']} s "
+    print(f"Fixed cost per run (qgis_process start, plugin, model; 64×64 pair): {o['seconds']} s "
           f"(runs {o['all_seconds']}), peak RSS {o['peak_rss_mb']} MB.")
     args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(json.dumps(result, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")

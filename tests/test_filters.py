@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from qgis_insar_ml.core.errors import InsarMlError
-from qgis_insar_ml.core.filters import boxcar, goldstein
+from qgis_insar_ml.core.filters import boxcar, compensated_coherence, goldstein
 from qgis_insar_ml.core.metrics import phase_rmse
 
 
@@ -150,3 +150,29 @@ def test_goldstein_zero_input_stays_zero() -> None:
 def test_goldstein_rejects_bad_settings(kwargs: dict, message: str) -> None:
     with pytest.raises(InsarMlError, match=message):
         goldstein(np.ones((40, 40), np.complex64), **kwargs)
+
+
+def _boxcar_compensated(ifg, phase, window, p1, p2, smoothing):
+    """compensated_coherence written with Boxcar (float64 sums), as it is defined."""
+    reference = np.exp(1j * np.asarray(phase, np.float32)).astype(np.complex64)
+    if smoothing > 1:
+        reference = boxcar(reference, smoothing)[0]
+    return boxcar(np.asarray(ifg) * np.exp(-1j * np.angle(reference)), window, p1, p2)[1]
+
+
+@pytest.mark.parametrize("smoothing", [1, 5])
+def test_float32_compensated_coherence_equals_its_boxcar_definition(smoothing):
+    rng = np.random.default_rng(4)
+    n = 160
+    s1 = (rng.normal(size=(n, n)) + 1j * rng.normal(size=(n, n))).astype(np.complex64)
+    noise = rng.normal(size=(n, n)) + 1j * rng.normal(size=(n, n))
+    s2 = ((0.7 * s1 + 0.5 * noise) * np.exp(1j * np.linspace(0, 40, n))[None]).astype(np.complex64)
+    s1[:30, :40] = 0  # masked: no weight, coherence 0
+    s2[:30, :40] = 0
+    ifg = s1 * np.conj(s2)
+    p1, p2 = np.abs(s1) ** 2, np.abs(s2) ** 2
+    phase = np.angle(ifg).astype(np.float32)
+    phase[60:70, 60:70] = np.where(np.arange(10) % 2, 0.0, np.pi)[:, None]  # phasors that nearly cancel
+    got = compensated_coherence(ifg, phase, 9, p1, p2, smoothing)
+    assert got.dtype == np.float32 and got.shape == ifg.shape and np.all(got[:20, :30] == 0)
+    assert np.abs(got - _boxcar_compensated(ifg, phase, 9, p1, p2, smoothing)).max() < 1e-5

@@ -31,6 +31,11 @@ def _window_sum(values: np.ndarray, window: int) -> np.ndarray:
     return uniform_filter(values, size=window, mode="constant", cval=0.0)
 
 
+def _check_window(window: int) -> None:
+    if isinstance(window, bool) or not isinstance(window, (int, np.integer)) or window < 3 or window % 2 == 0:
+        raise InsarMlError(f"WINDOW must be an odd number of pixels >= 3, got {window}.")
+
+
 def boxcar(
     ifg: np.ndarray,
     window: int,
@@ -46,8 +51,7 @@ def boxcar(
     so raster edges and masked (zero) pixels need no special case. Coherence is 0 where the
     denominator is 0 and is clipped to [0, 1].
     """
-    if isinstance(window, bool) or not isinstance(window, (int, np.integer)) or window < 3 or window % 2 == 0:
-        raise InsarMlError(f"WINDOW must be an odd number of pixels >= 3, got {window}.")
+    _check_window(window)
     if (power_reference is None) != (power_secondary is None):
         raise InsarMlError(
             "Give both SLC powers (reference and secondary) for the maximum-likelihood coherence, or neither."
@@ -75,6 +79,54 @@ def boxcar(
     coherence = np.divide(numerator, denominator, out=np.zeros_like(numerator), where=support & (denominator > 0))
     filtered = np.where(support, real + 1j * imag, 0).astype(np.complex64)
     return filtered, np.clip(coherence, 0.0, 1.0).astype(np.float32)
+
+
+# Box of the fringe-compensated coherence: 9 px beat 7 and nearly matched 11 on the real-signal
+# benchmark (constant and smooth γ) and lose little to 5 on the realistic simulator's sharp patches.
+DEFAULT_COHERENCE_WINDOW = 9
+# Box that smooths the removed phase. Unsmoothed, a restored phase that still follows some noise
+# makes the residual look coherent (Amsterdam 0.86, despeckCL 0.81 against Boxcar's 0.75 and 0.49);
+# 5 px gives 0.79 and 0.56 and keeps linear fringes up to 2π/5 rad/px (9 px lost the benchmark's
+# near-field fringes: 13/24 wins against 22/24).
+COMPENSATION_SMOOTHING = 5
+
+
+def compensated_coherence(ifg: np.ndarray, phase: np.ndarray, window: int, power_reference: np.ndarray,
+                          power_secondary: np.ndarray, smoothing: int = COMPENSATION_SMOOTHING) -> np.ndarray:
+    """Maximum-likelihood coherence over a box window after removing a known phase (float32).
+
+    Boxcar's estimate drops wherever fringes turn within its window, so it reads dense
+    fringes as decorrelation. With the (``smoothing``-box averaged) restored phase removed
+    first, the window averages noise only: the estimate keeps Boxcar's calibration on flat
+    areas and loses the fringe bias (flat-earth fringes, coseismic near fields). A symmetric
+    box average keeps a linear fringe's phase, so the smoothing removes noise, not fringes.
+
+    Boxcar's coherence of ``ifg · exp(−i·angle(box mean of exp(i·phase)))``, computed in
+    float32 (scipy's box sums accumulate in double either way): within 1e-6 of Boxcar's
+    float64 arrays at less than half the time, which was a third of a DeepInSAR run on the CPU.
+    """
+    _check_window(window)
+    ifg = np.asarray(ifg)
+    _check_2d("The interferogram", ifg)
+    window = int(window)
+    phase = np.asarray(phase, np.float32)
+    cos, sin = np.cos(phase), np.sin(phase)
+    if smoothing > 1:  # the unit phasor of the box mean; angle 0 where the mean is 0, as np.angle
+        cos, sin = _window_sum(cos, smoothing), _window_sum(sin, smoothing)
+        norm = np.hypot(cos, sin)
+        empty = norm == 0
+        norm[empty] = 1.0
+        cos[empty] = 1.0
+        cos /= norm
+        sin /= norm
+    real, imag = np.asarray(ifg.real, np.float32), np.asarray(ifg.imag, np.float32)
+    numerator = np.hypot(_window_sum(real * cos + imag * sin, window), _window_sum(imag * cos - real * sin, window))
+    # √ΣP1 · √ΣP2: the product of the sums could overflow float32 for bright scatterers.
+    denominator = np.sqrt(_window_sum(np.asarray(power_reference, np.float32), window))
+    denominator *= np.sqrt(_window_sum(np.asarray(power_secondary, np.float32), window))
+    support = _window_sum((ifg != 0).astype(np.float32), window) > 0.5 / window**2
+    coherence = np.divide(numerator, denominator, out=np.zeros_like(numerator), where=support & (denominator > 0))
+    return np.clip(coherence, 0.0, 1.0, out=coherence)
 
 
 def _patch_window(patch_size: int) -> np.ndarray:

@@ -9,11 +9,12 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
-from typing import Any
-
-import torch
+from typing import TYPE_CHECKING, Any
 
 from .errors import InsarMlError
+
+if TYPE_CHECKING:  # reading a card needs no torch (a cached OpenVINO model runs without it)
+    import torch
 
 
 def card_path(weights: Path) -> Path:

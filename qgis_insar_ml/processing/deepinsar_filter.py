@@ -7,6 +7,7 @@ from qgis.core import (
     QgsProcessingParameterString,
 )
 
+from ..core.filters import DEFAULT_COHERENCE_WINDOW
 from .base import InsarMlAlgorithm
 from .inputs import add_interferogram_inputs, interferogram_source
 
@@ -22,8 +23,10 @@ class DeepInsarFilterAlgorithm(InsarMlAlgorithm):
         "a .safetensors model with its JSON card; empty = the shipped model that fits the inputs (4-channel "
         "[cos φ, sin φ, Â1, Â2] when amplitudes are known, else the phase-only [cos φ, sin φ] model). DEVICE: "
         "auto (the GPU when there is one), cpu, cuda or cuda:N; the device used is logged. Rasters of any size "
-        "run tile by tile; the default overlap covers the model's receptive field. OUTPUT_INTERFEROGRAM is "
-        "coherence · exp(i · filtered phase)."
+        "run tile by tile; the default overlap covers the model's receptive field. COHERENCE_WINDOW: with "
+        "amplitudes or SLCs the coherence is the maximum-likelihood estimate over this box after removing the "
+        "restored phase (fringe-compensated; calibrated on real speckle); 0 = the network's coherence head, "
+        "which phase-only inputs always use. OUTPUT_INTERFEROGRAM is coherence · exp(i · filtered phase)."
     )
 
     def initAlgorithm(self, config=None):  # noqa: N802
@@ -35,6 +38,8 @@ class DeepInsarFilterAlgorithm(InsarMlAlgorithm):
         self.addParameter(QgsProcessingParameterString("DEVICE", "Device (auto, cpu, cuda, cuda:N)", "auto"))
         self.add_tiling_parameters(None)
         self.add_advanced_int("BATCH_SIZE", "Tiles per batch (empty = automatic)", None, 1, 256)
+        self.add_advanced_int("COHERENCE_WINDOW", "Coherence window with amplitudes [px, odd; 0 = network head]",
+                              DEFAULT_COHERENCE_WINDOW, 0, 51)
         for name, description, default in (("OUTPUT_PHASE", "Filtered phase", True),
                                            ("OUTPUT_COHERENCE", "Coherence", True),
                                            ("OUTPUT_INTERFEROGRAM", "Filtered interferogram (complex)", False)):
@@ -53,4 +58,4 @@ class DeepInsarFilterAlgorithm(InsarMlAlgorithm):
             self.parameterAsOutputLayer(parameters, "OUTPUT_PHASE", context),
             self.parameterAsOutputLayer(parameters, "OUTPUT_COHERENCE", context),
             self.parameterAsOutputLayer(parameters, "OUTPUT_INTERFEROGRAM", context),
-            progress, progress.info)
+            progress, progress.info, self.parameterAsInt(parameters, "COHERENCE_WINDOW", context))

@@ -1,17 +1,20 @@
 """Runtimes that run a DeepInSAR network on tiles: torch everywhere, OpenVINO on the CPU when installed.
 
-torch stays the training and GPU path and the fallback. On the CPU, OpenVINO (an optional
-dependency: ``pip install openvino``) runs the same network 2–3× faster in float32 and
-about 5× faster in bfloat16 on CPUs that have it (AVX512-BF16, AMX); see
-``benchmarks/deepinsar_throughput.py``. Whether a runtime may use reduced precision is
+torch stays the training and GPU path and the fallback (:mod:`.torch_runner`). On the CPU,
+OpenVINO (an optional dependency: ``pip install openvino``) runs the same network 2–3×
+faster in float32 and about 5× faster in bfloat16 on CPUs that have it (AVX512-BF16, AMX);
+see ``benchmarks/deepinsar_throughput.py``. Whether a runtime may use reduced precision is
 decided at run time on the first tile (:func:`..inference.choose_runner_precision`).
 
 The OpenVINO model is converted from the torch network, which itself is rebuilt from the
 safetensors weights and the JSON card, so model files stay data. The converted model (an
 OpenVINO IR: an XML graph and the raw float32 weights, no code) is cached under the user's
 cache folder, keyed by the SHA-256 of the weights and the architecture and by the OpenVINO
-and torch versions, so only the first run of a model pays the conversion (1–3 s). If the
-cache cannot be written the model is kept in memory only.
+and torch versions, so only the first run of a model pays the conversion (1–3 s). A cached
+model is read and run without importing torch (:func:`cached_cpu_runner`): the import
+alone costs about 0.9 s and 190 MB, a fifth of a 4 Mpx run, so this module and
+:mod:`.inference` import torch only where a run needs it. If the cache cannot be written
+the model is kept in memory only.
 
 ``INSARML_CPU_RUNTIME`` = ``auto`` (default: OpenVINO when importable, else torch),
 ``torch`` or ``openvino`` (an error when it is not installed) selects the CPU runtime;
@@ -20,17 +23,23 @@ cache cannot be written the model is kept in memory only.
 from __future__ import annotations
 
 import hashlib
+import importlib.metadata
+import importlib.util
 import json
 import os
+import re
 import sys
 from pathlib import Path
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
 import numpy as np
-import torch
 
 from ..errors import InsarMlError
-from .model import DeepInsarNet, restore
+from .config import DeepInsarConfig
+
+if TYPE_CHECKING:
+    from .model import DeepInsarNet
+    from .torch_runner import TorchRunner
 
 RUNTIME_ENV = "INSARML_CPU_RUNTIME"
 PRECISION_ENV = "INSARML_CPU_PRECISION"
@@ -39,66 +48,33 @@ RUNTIMES = ("auto", "torch", "openvino")
 PRECISIONS = ("auto", "float32")
 
 
-def cpu_threads() -> int:
-    """The cores this process may use (torch's own default, which respects affinity)."""
-    return max(1, torch.get_num_threads())
-
-
-class TorchRunner:
-    """The torch network on its device; ``reduced`` = bfloat16 autocast."""
-
-    name = "torch"
-
-    def __init__(self, net: DeepInsarNet, device: torch.device):
-        self.net = net.to(device=device, memory_format=torch.channels_last).eval()
-        self.device = device
-
-    def describe(self) -> str:
-        if self.device.type == "cuda":
-            return f"torch on {self.device} ({torch.cuda.get_device_name(self.device)})"
-        return f"torch on cpu ({torch.get_num_threads()} threads)"
-
-    def reduced_precision_available(self) -> bool:
-        if self.device.type == "cuda":
-            return True
-        try:  # bfloat16 on a CPU without native support is emulated and slower than float32
-            return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
-        except (AttributeError, RuntimeError):
-            return False
-
-    def release(self, reduced: bool) -> None:
-        """Nothing to free: torch allocates per call."""
-
-    @torch.inference_mode()
-    def run(self, batch: np.ndarray, reduced: bool = False) -> tuple[np.ndarray, np.ndarray]:
-        """(phase, coherence), each (N, H, W) float32, of a (N, C, H, W) float32 batch."""
-        x = torch.from_numpy(batch).to(self.device).contiguous(memory_format=torch.channels_last)
-        if reduced:
-            with torch.autocast(self.device.type, dtype=torch.bfloat16):
-                residual, logits = self.net(x)
-        else:
-            residual, logits = self.net(x)
-        phase, _ = restore(x, residual.float())
-        return phase.float().cpu().numpy(), torch.sigmoid(logits[:, 0].float()).cpu().numpy()
+class NotCached(Exception):
+    """The model has no cached OpenVINO conversion, and no network was given to convert."""
 
 
 class OpenVinoRunner:
-    """The network converted to OpenVINO, compiled for the CPU in float32 and, when asked, bfloat16."""
+    """The network converted to OpenVINO, compiled for the CPU in float32 and, when asked, bfloat16.
+
+    ``net`` None: the converted model must be in the cache (else :class:`NotCached`), and
+    torch is not imported. OpenVINO picks the threads (the physical cores this process may use).
+    """
 
     name = "openvino"
+    on_gpu = False
 
-    def __init__(self, net: DeepInsarNet, weights: Path | None, log: Callable[[str], None] = lambda m: None):
+    def __init__(self, config: DeepInsarConfig, weights: Path | None, net: DeepInsarNet | None = None,
+                 log: Callable[[str], None] = lambda m: None):
         import openvino as ov
 
         self._ov = ov
         self.core = ov.Core()
-        self.threads = cpu_threads()
-        self.scale = net.config.downsample
-        self.channels = net.config.in_channels
-        self.model = _openvino_model(ov, self.core, net, weights, log)
+        self.scale = config.downsample
+        self.channels = config.in_channels
+        self.model = _openvino_model(ov, self.core, config, weights, net, log)
         self._compiled: dict[bool, object] = {}
         self._requests: dict[bool, object] = {}
         self._compile(False)  # fails here, inside cpu_runner's fallback, if OpenVINO cannot run it
+        self.threads = int(self._compiled[False].get_property("INFERENCE_NUM_THREADS"))
 
     def describe(self) -> str:
         return f"OpenVINO {self._ov.__version__.split('-')[0]} on cpu ({self.threads} threads)"
@@ -113,7 +89,6 @@ class OpenVinoRunner:
         if reduced not in self._compiled:
             compiled = self.core.compile_model(self.model, "CPU", {
                 "INFERENCE_PRECISION_HINT": "bf16" if reduced else "f32",
-                "INFERENCE_NUM_THREADS": self.threads,
                 "PERFORMANCE_HINT": "LATENCY",
             })
             self._compiled[reduced] = compiled
@@ -189,7 +164,7 @@ def requested_precision() -> str:
 
 
 def cpu_runner(net: DeepInsarNet, weights: Path | None, log: Callable[[str], None] = lambda m: None,
-               runtime: str | None = None):
+               runtime: str | None = None) -> OpenVinoRunner | TorchRunner:
     """The fastest runtime available for ``net`` on the CPU; torch when OpenVINO is absent or fails."""
     runtime = runtime or requested_runtime()
     return_freed_memory()
@@ -200,12 +175,67 @@ def cpu_runner(net: DeepInsarNet, weights: Path | None, log: Callable[[str], Non
                                    f"Install it with: {sys.executable} -m pip install openvino")
         else:
             try:
-                return OpenVinoRunner(net, weights, log)
+                return OpenVinoRunner(net.config, weights, net, log)
             except Exception as exc:  # noqa: BLE001 (any conversion/compile failure: torch still works)
                 if runtime == "openvino":
                     raise InsarMlError(f"OpenVINO could not run this model ({exc}).") from None
                 log(f"OpenVINO could not run this model ({str(exc).splitlines()[0][:200]}); using torch.")
+    import torch  # loaded already (``net`` is a torch network); deferred so this module needs no torch
+
+    from .torch_runner import TorchRunner
+
     return TorchRunner(net, torch.device("cpu"))
+
+
+def cached_cpu_runner(config: DeepInsarConfig, weights: Path) -> OpenVinoRunner | None:
+    """The OpenVINO runner of a model file whose conversion is cached, without importing torch.
+
+    None where :func:`cpu_runner` decides instead: the setting asks for torch, OpenVINO is
+    absent, the model is not cached yet, or OpenVINO fails on it (cpu_runner then says why
+    and falls back to torch, or raises when OpenVINO was required).
+    """
+    if requested_runtime() == "torch" or not openvino_available():
+        return None
+    return_freed_memory()
+    try:
+        return OpenVinoRunner(config, weights)
+    except Exception:  # noqa: BLE001 (NotCached, or a failure cpu_runner reports)
+        return None
+
+
+def cpu_without_torch(device: str) -> bool:
+    """Whether ``device`` means the CPU, decided without importing torch.
+
+    ``cpu``; or ``auto`` where torch cannot see a GPU: a build without CUDA and ROCm, or on
+    Linux a CUDA build with no NVIDIA driver loaded (no ``/proc/driver/nvidia/version``, and
+    no ``/dev/dxg`` as under WSL). Anything else (a GPU may be there) is left to torch.
+    """
+    device = device.strip().lower()
+    if device in ("cpu", "cpu:0"):
+        return True
+    build = _torch_build() if device in ("", "auto") else None
+    if build is None:
+        return False
+    if build["cuda"] is None and build["hip"] is None:
+        return True
+    return (sys.platform.startswith("linux") and build["hip"] is None
+            and not Path("/proc/driver/nvidia/version").exists() and not Path("/dev/dxg").exists())
+
+
+def _torch_build() -> dict[str, str | None] | None:
+    """``cuda`` and ``hip`` of torch's version.py, read as text; None when it cannot be read."""
+    try:
+        spec = importlib.util.find_spec("torch")
+        text = Path(spec.origin).with_name("version.py").read_text(encoding="utf-8")
+    except (AttributeError, ImportError, OSError, TypeError, ValueError):
+        return None
+    build: dict[str, str | None] = {}
+    for name in ("cuda", "hip"):
+        match = re.search(rf"^{name}\s*(?::[^=]*)?=\s*(None|'[^']*')\s*$", text, re.MULTILINE)
+        if match is None:
+            return None
+        build[name] = None if match.group(1) == "None" else match.group(1)[1:-1]
+    return build
 
 
 def cache_dir() -> Path:
@@ -221,40 +251,59 @@ def cache_dir() -> Path:
     return base / "qgis_insar_ml"
 
 
-def _model_key(ov, net: DeepInsarNet, weights: Path | None) -> str:
+def _model_key(ov, config: DeepInsarConfig, weights: Path | None, net: DeepInsarNet | None) -> str:
     digest = hashlib.sha256()
     if weights is not None and weights.is_file():
         digest.update(weights.read_bytes())
-    else:  # an in-memory network: its tensors
+    elif net is not None:  # an in-memory network: its tensors
         for name, tensor in sorted(net.state_dict().items()):
             digest.update(name.encode())
             digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
-    digest.update(json.dumps(net.config.to_dict(), sort_keys=True).encode())
-    digest.update(f"openvino {ov.__version__} torch {torch.__version__}".encode())
+    else:
+        raise NotCached("neither a weights file nor a network")
+    digest.update(json.dumps(config.to_dict(), sort_keys=True).encode())
+    digest.update(f"openvino {ov.__version__} torch {_torch_version()}".encode())
     return digest.hexdigest()[:32]
 
 
-def _openvino_model(ov, core, net: DeepInsarNet, weights: Path | None, log: Callable[[str], None]):
-    key = _model_key(ov, net, weights)
+def _torch_version() -> str:
+    """torch's version (the conversion depends on it), without importing torch."""
+    try:
+        return importlib.metadata.version("torch")
+    except importlib.metadata.PackageNotFoundError:
+        return "none"
+
+
+def _openvino_model(ov, core, config: DeepInsarConfig, weights: Path | None, net: DeepInsarNet | None,
+                    log: Callable[[str], None]):
+    key = _model_key(ov, config, weights, net)
     folder = cache_dir() / "openvino"
     xml = folder / f"deepinsar-{key}.xml"
     if xml.is_file() and xml.with_suffix(".bin").is_file():
         try:
             return core.read_model(str(xml))
         except RuntimeError as exc:
+            if net is None:
+                raise NotCached(f"{xml} is unreadable") from None
             log(f"Cached OpenVINO model {xml} is unreadable ({exc}); converting again.")
-    s = net.config.downsample
-    example = torch.zeros(1, net.config.in_channels, 16 * s, 16 * s)
-    cpu_net = DeepInsarNet(net.config)
-    cpu_net.load_state_dict({k: v.detach().cpu() for k, v in net.state_dict().items()})
-    cpu_net.eval()
+    if net is None:
+        raise NotCached(str(xml))
     import warnings
 
+    import torch  # a cache miss: the network is converted from torch, once
+
+    from .model import DeepInsarNet
+
+    s = config.downsample
+    example = torch.zeros(1, config.in_channels, 16 * s, 16 * s)
+    cpu_net = DeepInsarNet(config)
+    cpu_net.load_state_dict({k: v.detach().cpu() for k, v in net.state_dict().items()})
+    cpu_net.eval()
     with warnings.catch_warnings():  # tracing warns about the padding branch, which the runner replaces
         warnings.simplefilter("ignore")
         model = ov.convert_model(cpu_net, example_input=example)
     if model.inputs[0].partial_shape.is_static:  # tiles come in several shapes
-        model.reshape({model.inputs[0]: ov.PartialShape([-1, net.config.in_channels, -1, -1])})
+        model.reshape({model.inputs[0]: ov.PartialShape([-1, config.in_channels, -1, -1])})
     try:
         folder.mkdir(parents=True, exist_ok=True)
         tmp = folder / f".deepinsar-{key}.{os.getpid()}.xml"

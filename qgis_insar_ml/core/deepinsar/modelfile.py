@@ -8,12 +8,16 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-
-import torch
+from typing import TYPE_CHECKING
 
 from ..errors import InsarMlError
 from ..model_files import load_weights, read_card, save_with_card
-from .model import DeepInsarConfig, DeepInsarNet, receptive_field
+from .config import DeepInsarConfig, receptive_field
+
+if TYPE_CHECKING:  # read_model needs no torch: a cached OpenVINO model runs without importing it
+    import torch
+
+    from .model import DeepInsarNet
 
 CARD_FORMAT = "qgis_insar_ml.deepinsar"
 PICKLE_SUFFIXES = (".pt", ".pth", ".ckpt", ".pkl", ".bin")
@@ -30,8 +34,8 @@ def save_model(state: dict[str, torch.Tensor], config: DeepInsarConfig, card: di
     return save_with_card(state, full_card, Path(path).with_suffix(".safetensors"))
 
 
-def load_model(path: str | os.PathLike, device: str | torch.device = "cpu") -> tuple[DeepInsarNet, dict]:
-    """Rebuild the network from its card and load its weights, safely."""
+def read_model(path: str | os.PathLike) -> tuple[Path, dict, DeepInsarConfig]:
+    """(weights path, card, architecture) of a model file, checked, without torch."""
     given = Path(path)
     if given.suffix.lower() in PICKLE_SUFFIXES:
         raise InsarMlError(
@@ -39,7 +43,17 @@ def load_model(path: str | os.PathLike, device: str | torch.device = "cpu") -> t
             "pickles are never loaded because opening one can run any code it contains.")
     weights, card = read_card(given, CARD_FORMAT, "DeepInSAR model")
     try:
-        config = DeepInsarConfig.from_dict(card["architecture"])
+        return weights, card, DeepInsarConfig.from_dict(card["architecture"])
+    except (KeyError, TypeError, ValueError) as exc:
+        raise InsarMlError(f"The model card of {weights.name} has an invalid architecture ({exc}).") from None
+
+
+def load_model(path: str | os.PathLike, device: str | torch.device = "cpu") -> tuple[DeepInsarNet, dict]:
+    """Rebuild the network from its card and load its weights, safely."""
+    from .model import DeepInsarNet  # torch: only here, so that read_model stays free of it
+
+    weights, card, config = read_model(path)
+    try:
         net = DeepInsarNet(config)
     except (KeyError, TypeError, ValueError) as exc:
         raise InsarMlError(f"The model card of {weights.name} has an invalid architecture ({exc}).") from None

@@ -1,0 +1,69 @@
+"""The architecture of a DeepInSAR network as plain data, without torch.
+
+A model card holds this configuration; reading it (and running a cached OpenVINO
+conversion of the network) must not import torch, which costs about a second and 190 MB.
+The network itself is in :mod:`.model`.
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+
+@dataclass(frozen=True)
+class DeepInsarConfig:
+    """Architecture of one DeepInSAR network: everything needed to rebuild it."""
+
+    in_channels: int = 4                 # 4: [cos, sin, Â1, Â2]; 2: phase only
+    stem_channels: int = 16              # full-resolution stem width
+    downsample: int = 4                  # pixel-unshuffle factor of the dense block (1 = paper)
+    growth: int = 24                     # channels each dense layer adds
+    bottleneck: int = 2                  # 1×1 bottleneck width = bottleneck × growth
+    dilations: tuple[int, ...] = (1, 2, 4, 1, 2, 4, 1, 2)  # one per dense layer
+    head_channels: int = 16
+    upsample: str = "shuffle"            # "smooth" (bilinear + full-resolution refinement) or "shuffle"
+    refine_layers: int = 0               # smooth: full-resolution 3×3 conv → ReLU layers before the heads
+
+    @property
+    def layers(self) -> int:
+        return len(self.dilations)
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["dilations"] = list(self.dilations)
+        return d
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "DeepInsarConfig":
+        known = {f for f in cls.__dataclass_fields__}
+        values = {k: v for k, v in data.items() if k in known}
+        if "dilations" in values:
+            values["dilations"] = tuple(int(d) for d in values["dilations"])
+        config = cls(**values)
+        if config.upsample not in UPSAMPLING:
+            raise ValueError(f"unknown upsampling {config.upsample!r}")
+        return config
+
+
+UPSAMPLING = ("smooth", "shuffle")
+
+
+# The paper's extractor at full resolution (its exact widths are not published; these are
+# DenseNet-BC defaults at the paper's scale). ~0.07 Mpx/s on 2 CPU cores.
+PAPER_CONFIG = DeepInsarConfig(stem_channels=64, downsample=1, growth=32, bottleneck=4,
+                               dilations=(1,) * 10, head_channels=64)
+DEFAULT_CONFIG = DeepInsarConfig(stem_channels=8, downsample=4, growth=16, bottleneck=2,
+                                 dilations=(1, 2, 4, 1, 2, 4), head_channels=16, upsample="smooth",
+                                 refine_layers=2)
+
+
+def receptive_field(config: DeepInsarConfig) -> int:
+    """Width in full-resolution pixels of the input window one output pixel depends on."""
+    s = config.downsample
+    dense = sum(2 * d * s for d in config.dilations)
+    if config.upsample == "smooth":
+        # unshuffle cell (s-1); dense 3×3s at stride s; bilinear interpolation between two
+        # coarse pixels (+s); refinement and the output conv at full resolution (+2 each).
+        return 1 + (s - 1) + dense + s + 2 * (config.refine_layers + 1)
+    # stem 3×3 (+2); unshuffle/shuffle groups s pixels (+2(s-1) across both); dense 3×3s at
+    # stride s; fuse; two 3×3 convs in each head (+4).
+    return 1 + 2 + 2 * (s - 1) + dense + 4
