@@ -35,7 +35,7 @@ def _train_deepinsar(args: argparse.Namespace) -> None:
         patience=args.patience, resume=args.resume, device=args.device, teacher=teacher,
         binarize_coherence=not args.soft_coherence, balance=not args.unbalanced, configurations=args.configurations,
         realistic=args.realistic, workers=args.workers,
-        time_limit_s=60.0 * args.max_minutes if args.max_minutes else None)
+        time_limit_s=60.0 * args.max_minutes if args.max_minutes else None, init=args.init)
     result = train_deepinsar(settings, log=lambda message: print(message, flush=True))
     print(json.dumps({"model": result.model, "steps": result.steps_done,
                       "best_validation_loss": result.best_validation_loss, "stopped_early": result.stopped_early}))
@@ -94,6 +94,7 @@ def main(argv: list[str] | None = None) -> int:
                             "signals) among the simulated ones; the rest come from the paper's simulator")
     train.add_argument("--workers", type=int, default=0,
                        help="processes that simulate batches ahead (simulation limits the speed on a GPU)")
+    train.add_argument("--init", help="start from this model file's weights (fine-tuning, same architecture)")
     train.add_argument("--max-minutes", type=float, help="stop after this long, keeping the best validated state")
     train.add_argument("--unbalanced", action="store_true",
                        help="plain eq. 9 phase loss instead of each patch's error relative to its own noise")

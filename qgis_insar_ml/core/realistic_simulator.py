@@ -109,13 +109,16 @@ class _Settings:
     texture_shape: float | None
     bright_targets: bool
     holes: bool
+    bandwidth: tuple[float, float] = (1.0, 1.0)  # sensor bandwidth / sampling rate per axis (1: white speckle)
+    weighting: float = 1.0                       # spectral weighting: 1 = none, 0.54 = full Hamming
 
 
 def simulate_realistic_pair(height: int, width: int, seed: int, looks: tuple[int, int] = (1, 1),
                             fringe_scale: float = 1.0, *, signals: tuple[str, ...] | list[str] = SIGNALS,
                             coherence: str | float = "patchy", coherence_range: tuple[float, float] = (0.1, 0.95),
                             texture_shape: float | None = 4.0, bright_targets: bool = True,
-                            holes: bool = True) -> RealisticScene:
+                            holes: bool = True, bandwidth: tuple[float, float] = (1.0, 1.0),
+                            weighting: float = 1.0) -> RealisticScene:
     """One pair on a ``height × width`` output grid of ``looks = (rows, columns)`` looks;
     a pure function of the arguments.
 
@@ -124,6 +127,11 @@ def simulate_realistic_pair(height: int, width: int, seed: int, looks: tuple[int
     ``"patchy"``: that plus water, vegetation and layover patches) or a constant γ.
     ``texture_shape`` is the shape ν of the gamma texture; None gives uniform reflectivity
     (pure speckle). ``bright_targets`` adds point scatterers; ``holes`` no-data areas.
+    ``bandwidth`` (rows, columns) is the sensor's bandwidth over its sampling rate and
+    ``weighting`` its spectral (Hamming-type) weighting: real SLCs are oversampled and weighted,
+    so their speckle and decorrelation noise are correlated between neighbouring pixels
+    (0.1–0.5 in the Envisat, Sentinel-1 and despeckCL data); (1, 1) and 1 give white speckle.
+    They shape single-look scenes only: look averaging leaves little of that correlation.
     """
     for name, value in (("height", height), ("width", width)):
         if not _is_int(value) or not MIN_SIZE <= value <= MAX_SIZE:
@@ -152,11 +160,17 @@ def simulate_realistic_pair(height: int, width: int, seed: int, looks: tuple[int
         raise InsarMlError(f"coherence_range must be (low, high) with 0 ≤ low ≤ high ≤ 1, "
                            f"got {coherence_range!r}.")
     lo, hi = coherence_range
+    if (not isinstance(bandwidth, (tuple, list)) or len(bandwidth) != 2
+            or not all(_is_number(b) and 0.2 <= b <= 1.0 for b in bandwidth)):
+        raise InsarMlError(f"bandwidth must be (rows, columns) with each between 0.2 and 1, got {bandwidth!r}; "
+                           "(1, 1) is white speckle.")
+    if not _is_number(weighting) or not 0.5 <= weighting <= 1.0:
+        raise InsarMlError(f"weighting must lie in [0.5, 1] (1 = none, 0.54 = Hamming), got {weighting!r}.")
     if texture_shape is not None and not (_is_number(texture_shape) and texture_shape > 0):
         raise InsarMlError(f"texture_shape must be a positive number or None, got {texture_shape!r}.")
     settings = _Settings(float(fringe_scale), None, tuple(signals), coherence if isinstance(coherence, str)
                          else float(coherence), (float(lo), float(hi)), texture_shape, bool(bright_targets),
-                         bool(holes))
+                         bool(holes), (float(bandwidth[0]), float(bandwidth[1])), float(weighting))
     return _simulate(int(height), int(width), int(seed), (int(looks[0]), int(looks[1])), settings)
 
 
@@ -166,7 +180,8 @@ def random_training_scene(size: int, seed: int) -> RealisticScene:
 
     Half the scenes are single-look, half multilooked with a window of
     :data:`TRAINING_LOOKS`; fringe rates are log-uniform from nearly flat (0.01 rad/px) to
-    near Nyquist, coherence ranges anywhere in [0, 0.98] (patches reach 0).
+    near Nyquist, coherence ranges anywhere in [0, 0.98] (patches reach 0); 80 % of scenes
+    have a sensor spectrum (see :func:`simulate_realistic_pair`).
     """
     if not _is_int(size) or not MIN_SIZE <= size <= MAX_SIZE:
         raise InsarMlError(f"size must be an integer from {MIN_SIZE} to {MAX_SIZE} pixels, got {size!r}.")
@@ -183,8 +198,19 @@ def random_training_scene(size: int, seed: int) -> RealisticScene:
         fringe_rate=float(np.exp(rng.uniform(np.log(0.01), np.log(NYQUIST_MARGIN * np.pi)))),
         signals=signals, coherence=coherence, coherence_range=(float(lo), float(hi)),
         texture_shape=None if rng.random() < 0.2 else float(np.exp(rng.uniform(np.log(0.7), np.log(30.0)))),
-        bright_targets=bool(rng.random() < 0.7), holes=bool(rng.random() < 0.3))
+        bright_targets=bool(rng.random() < 0.7), holes=bool(rng.random() < 0.3),
+        **_training_sensor(rng))
     return _simulate(int(size), int(size), int(seed), looks, settings)
+
+
+def _training_sensor(rng: np.random.Generator) -> dict:
+    """Most training scenes get a sensor spectrum: bandwidth 0.55–1 of the sampling rate per
+    axis and weighting from none to Hamming (drawn after every other setting, so the rest of
+    the training distribution is unchanged)."""
+    if rng.random() < 0.2:
+        return {}
+    return {"bandwidth": (float(rng.uniform(0.55, 1.0)), float(rng.uniform(0.55, 1.0))),
+            "weighting": float(rng.uniform(0.54, 1.0))}
 
 
 def parse_looks(text: str) -> tuple[int, int]:
@@ -238,7 +264,8 @@ def _simulate(height: int, width: int, seed: int, looks: tuple[int, int], p: _Se
     # Where one to two fringes fit in a window the look average points the other way: fold that into the phase.
     effective = (gamma * np.abs(window)).astype(np.float32)
     expected_phase = np.where(window < 0, phase + np.pi, phase)
-    reference, secondary, ifg, power1, power2 = _speckle(speckle_rng, reflectivity, effective, expected_phase, looks)
+    reference, secondary, ifg, power1, power2 = _speckle(speckle_rng, reflectivity, effective, expected_phase, looks,
+                                                         p.bandwidth, p.weighting)
 
     valid = _holes(holes_rng, shape) if p.holes else np.ones(shape, dtype=bool)
     for array in (ifg, power1, power2, effective, reference, secondary):
@@ -390,8 +417,20 @@ def _holes(rng: np.random.Generator, shape: tuple[int, int]) -> np.ndarray:
     return valid
 
 
+def _sensor_filter(shape: tuple[int, int], bandwidth: tuple[float, float], weighting: float) -> np.ndarray:
+    """The sensor's transfer function on the FFT grid, normalised to unit mean power."""
+    axes = []
+    for n, band in zip(shape, bandwidth):
+        f = np.fft.fftfreq(n)
+        inside = np.abs(f) <= band / 2
+        axes.append(np.where(inside, weighting + (1 - weighting) * np.cos(2 * np.pi * f / band), 0.0))
+    response = np.outer(*axes)
+    return (response / np.sqrt(np.mean(response ** 2))).astype(np.float32)
+
+
 def _speckle(rng: np.random.Generator, reflectivity: np.ndarray, gamma: np.ndarray, phase: np.ndarray,
-             looks: tuple[int, int]) -> tuple[np.ndarray | None, np.ndarray | None, np.ndarray, np.ndarray, np.ndarray]:
+             looks: tuple[int, int], bandwidth: tuple[float, float] = (1.0, 1.0), weighting: float = 1.0
+             ) -> tuple[np.ndarray | None, np.ndarray | None, np.ndarray, np.ndarray, np.ndarray]:
     """(reference, secondary, <s1 s2*>, <|s1|²>, <|s2|²>) of a circular Gaussian pair with
     covariance σ²·[[1, γe^{iφ}], [γe^{-iφ}, 1]], averaged over rows·cols looks; the SLCs only
     for single-look."""
@@ -404,6 +443,9 @@ def _speckle(rng: np.random.Generator, reflectivity: np.ndarray, gamma: np.ndarr
     if n_looks == 1:
         noise = rng.standard_normal((4, *shape), dtype=np.float32) * np.float32(np.sqrt(0.5))
         n1, n2 = noise[0] + 1j * noise[1], noise[2] + 1j * noise[3]
+        if bandwidth != (1.0, 1.0) or weighting != 1.0:
+            response = _sensor_filter(shape, bandwidth, weighting)
+            n1, n2 = (np.fft.ifft2(np.fft.fft2(n) * response).astype(np.complex64) for n in (n1, n2))
         reference = (sigma * n1).astype(np.complex64)
         secondary = (sigma * (gamma * n1 + decorrelated * n2) * np.conj(rotation)).astype(np.complex64)
         ifg = reference * np.conj(secondary)

@@ -28,7 +28,7 @@ from ..torch_runtime import (distributed_rank_world, load_checkpoint_file, pick_
                              warmup_cosine_rate)
 from .data import Batch, SimulatedPatches, configuration_index
 from .model import DEFAULT_CONFIG, DeepInsarConfig, DeepInsarNet, restore
-from .modelfile import save_model
+from .modelfile import load_model, save_model
 
 
 @dataclass
@@ -57,6 +57,7 @@ class TrainSettings:
     realistic: float = 0.0                 # share of realistic-simulator scenes among the simulated ones
     workers: int = 0                       # processes simulating batches ahead (0: in this process, as in QGIS)
     time_limit_s: float | None = None      # stop (like an early stop) after this long; None: no limit
+    init: str | None = None                # start from this model's weights (fine-tuning; same architecture)
 
     @property
     def objective(self) -> str:
@@ -154,7 +155,10 @@ def train_deepinsar(settings: TrainSettings, progress: Progress | None = None,
     device = pick_device(settings.device, rank)
     torch.manual_seed(settings.seed)
     config = settings.config()
-    net = DeepInsarNet(config).to(device).to(memory_format=torch.channels_last)
+    net = DeepInsarNet(config)
+    if settings.init and not settings.resume:
+        _start_from(net, settings.init, log)
+    net = net.to(device).to(memory_format=torch.channels_last)
     optimizer = torch.optim.Adam(net.parameters(), lr=settings.learning_rate)
     data = _data(settings)
     validation = data.validation(settings.validation_per_config)
@@ -278,6 +282,16 @@ def _card(settings: TrainSettings, steps: int, best: float) -> dict:
     hyper["schedule_steps"] = hyper.pop("steps")
     return {"training": {"mode": mode, "steps": steps, "best_validation_loss": best, **hyper,
                          "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")}}
+
+
+def _start_from(net: DeepInsarNet, path: str, log: Callable[[str], None]) -> None:
+    """Load a model file's weights into ``net``: a new schedule and optimiser on old weights."""
+    donor, _ = load_model(path)
+    if donor.config != net.config:
+        raise InsarMlError(f"The model {Path(path).name} has another architecture than the one to train; "
+                           "fine-tune with the same architecture and input kind.")
+    net.load_state_dict(donor.state_dict())
+    log(f"Starting from the weights of {Path(path).name}.")
 
 
 def _save_checkpoint(settings, rank, net, optimizer, step, history, best, best_state, bad_rounds) -> None:
