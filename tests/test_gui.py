@@ -210,6 +210,29 @@ def test_simulate_dialog_adds_noisy_and_clean_phase_and_coherence(qtbot, iface):
     assert 0 < read_band(coherence.source()).mean() < 1
 
 
+def test_simulate_dialog_realistic_multilooked_scene(qtbot, iface):
+    from qgis_insar_ml.gui.simulate_dialog import SimulateDialog
+
+    dialog = SimulateDialog(iface)
+    qtbot.addWidget(dialog)
+    dialog.noise_model.setCurrentIndex(dialog.noise_model.findData("realistic"))
+    assert dialog.configuration.isHidden() and not dialog.looks.isHidden()
+    dialog.looks.setCurrentIndex(dialog.looks.findData("4x20"))
+    dialog.width_box.setValue(64)
+    dialog.height_box.setValue(48)
+    dialog.seed.setValue(2)
+    run_dialog(qtbot, dialog)
+    noisy, clean, coherence = group_layers("sim_realistic_4x20_seed2")
+    assert (noisy.width(), noisy.height()) == (64, 48)
+    parameters = json.loads(clean.customProperty("insarml/parameters"))
+    assert parameters["NOISE_MODEL"] == "realistic" and parameters["LOOKS"] == "4x20"
+    assert "OUTPUT_SLC_REFERENCE" not in parameters and "OUTPUT_AMPLITUDE_REFERENCE" in parameters
+    phase = read_band(clean.source())
+    assert np.nanmin(phase) >= -math.pi and np.nanmax(phase) <= math.pi and np.isfinite(phase).mean() > 0.5
+    gamma = read_band(coherence.source())
+    assert 0 <= np.nanmin(gamma) and np.nanmax(gamma) <= 1
+
+
 @pytest.fixture
 def user_models(tmp_path):
     """An empty user model folder for the test (own_settings restores the setting)."""

@@ -1,4 +1,5 @@
-"""Simulate pair: the DeepInSAR simulator's 18 configurations as simple choices."""
+"""Simulate pair: the DeepInSAR simulator's 18 configurations, or the realistic simulator with
+the look windows of common products, as simple choices."""
 from __future__ import annotations
 
 from itertools import product
@@ -18,6 +19,12 @@ FRINGE_TEXT = {"F1": "few fringes", "F2": "more fringes", "F3": "dense fringes"}
 # "S2-F1-S" → (noise, fringes, stripes): the names the DeepInSAR tables use
 CONFIGURATIONS = {f"{noise}-{fringe}-{'S' if strips else 'NS'}": (noise, fringe, strips)
                   for noise, fringe, strips in product(NOISE_SIGMA, FRINGE_AMPLITUDE, (True, False))}
+# Look windows (rows x columns) of common products for the realistic simulator.
+LOOKS = {"1x1": "single-look SLCs", "4x1": "4×1 looks", "5x1": "5×1 looks (HyP3-like)",
+         "4x20": "4×20 looks (LiCSAR-like)", "2x10": "2×10 looks (ISCE2-like)", "3x3": "3×3 looks"}
+SLC_OUTPUTS = (("OUTPUT_SLC_REFERENCE", "reference"), ("OUTPUT_SLC_SECONDARY", "secondary"))
+AMPLITUDE_OUTPUTS = (("OUTPUT_AMPLITUDE_REFERENCE", "amplitude_reference"),
+                     ("OUTPUT_AMPLITUDE_SECONDARY", "amplitude_secondary"))
 
 
 def phase_view(path: str) -> str:
@@ -46,27 +53,50 @@ class SimulateDialog(ToolDialog):
             self.configuration.addItem(f"{name}: {NOISE_TEXT[noise]}, {FRINGE_TEXT[fringe]}, "
                                        f"{'with' if strips else 'no'} stripes", name)
         self.configuration.setCurrentIndex(self.configuration.findData("S2-F2-S"))
+        self.noise_model = QComboBox()
+        self.noise_model.addItem("DeepInSAR paper (18 configurations)", "paper")
+        self.noise_model.addItem("Realistic (speckle, coherence maps, real-world signals)", "realistic")
+        self.looks = QComboBox()
+        for key, text in LOOKS.items():
+            self.looks.addItem(text, key)
         self.width_box, self.height_box = spin(16, 20000, 512), spin(16, 20000, 512)
         self.seed = spin(0, 2**31 - 1, 0)
-        for label, widget in (("Configuration", self.configuration), ("Width [px]", self.width_box),
+        for label, widget in (("Statistics", self.noise_model), ("Configuration", self.configuration),
+                              ("Looks", self.looks), ("Width [px]", self.width_box),
                               ("Height [px]", self.height_box), ("Seed", self.seed)):
             self.form.addRow(label, widget)
+        self.noise_model.currentIndexChanged.connect(self._show_model_choices)
+        self._show_model_choices()
         self.output_folder = self.add_output_folder("simulate_output_folder")
         self.advanced_box.setVisible(False)
         self.submitted: dict = {}
 
+    def _realistic(self) -> bool:
+        return self.noise_model.currentData() == "realistic"
+
+    def _show_model_choices(self) -> None:
+        """The paper's configurations or the realistic simulator's look windows, never both."""
+        for widget, shown in ((self.configuration, not self._realistic()), (self.looks, self._realistic())):
+            widget.setVisible(shown)
+            self.form.labelForField(widget).setVisible(shown)
+
     def name(self) -> str:
+        if self._realistic():
+            return f"sim_realistic_{self.looks.currentData()}_seed{self.seed.value()}"
         return f"sim_{self.configuration.currentData()}_seed{self.seed.value()}"
 
     def request(self) -> tuple[str, dict]:
         noise, fringe, strips = CONFIGURATIONS[self.configuration.currentData()]
+        looks = self.looks.currentData() if self._realistic() else "1x1"
+        # multilooked scenes have no single-look SLCs: their amplitudes take the SLCs' place
+        slcs_or_amplitudes = SLC_OUTPUTS if looks == "1x1" else AMPLITUDE_OUTPUTS
         name = self.name()
         self.submitted = {"WIDTH": self.width_box.value(), "HEIGHT": self.height_box.value(), "NOISE_LEVEL": noise,
                           "FRINGE_LEVEL": fringe, "STRIPS": strips, "SEED": self.seed.value(),
+                          "NOISE_MODEL": self.noise_model.currentData(), "LOOKS": looks,
                           **{key: self.destination(self.output_folder, f"{name}_{suffix}") for key, suffix in
-                             (("OUTPUT_SLC_REFERENCE", "reference"), ("OUTPUT_SLC_SECONDARY", "secondary"),
-                              ("OUTPUT_INTERFEROGRAM", "interferogram"), ("OUTPUT_CLEAN_PHASE", "clean_phase"),
-                              ("OUTPUT_COHERENCE", "coherence"))}}
+                             (*slcs_or_amplitudes, ("OUTPUT_INTERFEROGRAM", "interferogram"),
+                              ("OUTPUT_CLEAN_PHASE", "clean_phase"), ("OUTPUT_COHERENCE", "coherence"))}}
         return "insarml:simulate_pair", self.submitted
 
     def on_success(self, results: dict) -> None:
@@ -74,4 +104,4 @@ class SimulateDialog(ToolDialog):
                    (results["OUTPUT_CLEAN_PHASE"], "clean phase", PHASE),
                    (results["OUTPUT_COHERENCE"], "true coherence", COHERENCE)]
         add_styled_layers(self.name(), outputs, {"algorithm": "insarml:simulate_pair", "parameters": self.submitted})
-        self.show_message(f"Simulated; SLCs in {Path(results['OUTPUT_SLC_REFERENCE']).parent}.")
+        self.show_message(f"Simulated; all outputs in {Path(results['OUTPUT_INTERFEROGRAM']).parent}.")
