@@ -188,18 +188,28 @@ def test_filter_on_canvas_extent_filters_only_the_visible_window(qtbot, iface, p
     assert full.contains(phase.extent()) and phase.extent().contains(center)
 
 
-def test_simulate_dialog_adds_noisy_and_clean_phase_and_coherence(qtbot, iface):
-    from qgis_insar_ml.gui.simulate_dialog import CONFIGURATIONS, SimulateDialog
+def simulate_in_dialog(qtbot, iface, choices: dict[str, str], size: tuple[int, int], seed: int) -> tuple:
+    """Run the Simulate dialog with combo-box ``choices`` (widget name → item data): (dialog, its layers)."""
+    from qgis_insar_ml.gui.simulate_dialog import SimulateDialog
 
     dialog = SimulateDialog(iface)
     qtbot.addWidget(dialog)
-    assert dialog.configuration.count() == len(CONFIGURATIONS) == 18
-    dialog.configuration.setCurrentIndex(dialog.configuration.findData("S3-F2-NS"))
-    dialog.width_box.setValue(48)
-    dialog.height_box.setValue(32)
-    dialog.seed.setValue(4)
+    for widget, data in choices.items():
+        combo = getattr(dialog, widget)
+        combo.setCurrentIndex(combo.findData(data))
+    dialog.width_box.setValue(size[0])
+    dialog.height_box.setValue(size[1])
+    dialog.seed.setValue(seed)
     run_dialog(qtbot, dialog)
-    noisy, clean, coherence = group_layers("sim_S3-F2-NS_seed4")
+    return dialog, group_layers(dialog.name())
+
+
+def test_simulate_dialog_adds_noisy_and_clean_phase_and_coherence(qtbot, iface):
+    from qgis_insar_ml.gui.simulate_dialog import CONFIGURATIONS
+
+    dialog, (noisy, clean, coherence) = simulate_in_dialog(qtbot, iface, {"configuration": "S3-F2-NS"}, (48, 32), 4)
+    assert dialog.configuration.count() == len(CONFIGURATIONS) == 18
+    assert dialog.name() == "sim_S3-F2-NS_seed4"
     assert (noisy.width(), noisy.height()) == (48, 32)
     assert [layer.customProperty("insarml/style") for layer in (noisy, clean, coherence)] == \
         ["phase", "phase", "coherence"]
@@ -211,18 +221,10 @@ def test_simulate_dialog_adds_noisy_and_clean_phase_and_coherence(qtbot, iface):
 
 
 def test_simulate_dialog_realistic_multilooked_scene(qtbot, iface):
-    from qgis_insar_ml.gui.simulate_dialog import SimulateDialog
-
-    dialog = SimulateDialog(iface)
-    qtbot.addWidget(dialog)
-    dialog.noise_model.setCurrentIndex(dialog.noise_model.findData("realistic"))
+    dialog, (noisy, clean, coherence) = simulate_in_dialog(
+        qtbot, iface, {"noise_model": "realistic", "looks": "4x20"}, (64, 48), 2)
     assert dialog.configuration.isHidden() and not dialog.looks.isHidden()
-    dialog.looks.setCurrentIndex(dialog.looks.findData("4x20"))
-    dialog.width_box.setValue(64)
-    dialog.height_box.setValue(48)
-    dialog.seed.setValue(2)
-    run_dialog(qtbot, dialog)
-    noisy, clean, coherence = group_layers("sim_realistic_4x20_seed2")
+    assert dialog.name() == "sim_realistic_4x20_seed2"
     assert (noisy.width(), noisy.height()) == (64, 48)
     parameters = json.loads(clean.customProperty("insarml/parameters"))
     assert parameters["NOISE_MODEL"] == "realistic" and parameters["LOOKS"] == "4x20"
