@@ -399,3 +399,44 @@ def test_compensated_coherence_with_the_true_phase_recovers_gamma():
     exact = compensated_coherence(scene.interferogram, scene.clean_phase, 9, scene.power_reference,
                                   scene.power_secondary, smoothing=1)
     assert abs(exact[10:-10, 10:-10].mean() - 0.6) < 0.02
+
+
+def test_realistic_patches_mix_in_with_their_holes_weighing_nothing():
+    data = SimulatedPatches(seed=4, patch_size=32, realistic=1.0)
+    batch = data.batch(2, 12)
+    assert np.array_equal(batch.observation, data.batch(2, 12).observation)
+    holes = np.broadcast_to(batch.weight == 0, batch.observation.shape)
+    assert holes.any() and np.all(batch.observation[holes] == 0)  # zero input, as at inference
+    assert 0 <= batch.coherence.min() and batch.coherence.max() <= 1
+    assert np.all(SimulatedPatches(seed=4, patch_size=32).batch(2, 12).weight == 1)  # the paper's: no holes
+    with pytest.raises(InsarMlError, match="share of realistic scenes"):
+        SimulatedPatches(seed=0, realistic=1.5)
+
+
+def test_prefetching_workers_train_exactly_as_one_process(tmp_path):
+    """Batches are a pure function of the step, so simulating them ahead changes nothing."""
+    alone = train_deepinsar(tiny_settings(tmp_path, output=str(tmp_path / "a.safetensors"), realistic=0.5),
+                            log=lambda m: None)
+    ahead = train_deepinsar(tiny_settings(tmp_path, output=str(tmp_path / "b.safetensors"), realistic=0.5,
+                                          workers=1), log=lambda m: None)
+    assert [h["loss"] for h in ahead.history] == pytest.approx([h["loss"] for h in alone.history], rel=1e-5)
+
+
+def test_time_limit_stops_like_an_early_stop_and_keeps_a_model(tmp_path):
+    logged: list[str] = []
+    result = train_deepinsar(tiny_settings(tmp_path, steps=50, time_limit_s=0.0), log=logged.append)
+    assert result.steps_done == 1 and result.stopped_early
+    assert any("time limit" in line for line in logged) and Path(result.model).is_file()
+
+
+def test_init_starts_from_a_model_files_weights(tmp_path):
+    donor = train_deepinsar(tiny_settings(tmp_path, output=str(tmp_path / "donor.safetensors")), log=lambda m: None)
+    tuned = train_deepinsar(tiny_settings(tmp_path, output=str(tmp_path / "tuned.safetensors"), init=donor.model,
+                                          steps=1, learning_rate=1e-12, warmup_steps=0), log=lambda m: None)
+    before, after = load_model(donor.model)[0].state_dict(), load_model(tuned.model)[0].state_dict()
+    learned = [k for k in before if before[k].is_floating_point() and "running" not in k]  # BatchNorm statistics move
+    assert learned and all(torch.allclose(before[k], after[k], atol=1e-5) for k in learned)
+    other = _tiny_model(tmp_path, 2)
+    with pytest.raises(InsarMlError, match="another architecture"):
+        train_deepinsar(tiny_settings(tmp_path, output=str(tmp_path / "bad.safetensors"), init=other),
+                        log=lambda m: None)
