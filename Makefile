@@ -15,16 +15,17 @@ export QT_QPA_PLATFORM ?= offscreen
 export QGIS_PLUGINPATH := $(CURDIR)/$(STAGE)
 export PYTHONDONTWRITEBYTECODE := 1
 
-.PHONY: setup test demo zip deploy stage bench clean screenshots
+.PHONY: setup test test-322 test-340 demo zip deploy stage bench clean screenshots
 
 setup: $(VENV)/.installed
 
-$(VENV)/.installed: requirements.txt
+$(VENV)/.installed: requirements.txt requirements-qt6.txt
 	@dpkg -s $(APT_PACKAGES) >/dev/null 2>&1 || { \
 	  echo "Installing Debian packages: $(APT_PACKAGES)"; \
 	  $(SUDO) apt-get update -q && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -q $(APT_PACKAGES); }
 	@[ -x $(PY) ] || /usr/bin/python3 -m venv --system-site-packages $(VENV)
 	$(PY) -m pip install -q --disable-pip-version-check -r requirements.txt
+	$(PY) -m pip install -q --disable-pip-version-check --upgrade --target $(VENV)/pyqt6 -r requirements-qt6.txt
 	@touch $@
 
 # A plugin folder made of links to the checkout, for qgis_process and manual runs.
@@ -33,8 +34,16 @@ stage:
 	@for item in $(PLUGIN)/*; do ln -sfn "$(CURDIR)/$$item" "$(STAGE)/$(PLUGIN)/$$(basename $$item)"; done
 	@for item in metadata.txt resources models; do ln -sfn "$(CURDIR)/$$item" "$(STAGE)/$(PLUGIN)/$$item"; done
 
-test: setup stage
+# The suite on the system's QGIS (3.22 on Debian 12), then on QGIS 3.40 LTR unpacked from
+# bookworm-backports into build/qgis340 (once, ~15 s), with the same .venv. The suite includes
+# the Qt6 / QGIS 4 static checks (tests/test_qt6_compat.py).
+test: test-322 test-340
+
+test-322: setup stage
 	$(PY) -m pytest tests -q
+
+test-340: setup stage
+	bash scripts/qgis340_env.sh $(PY) -m pytest tests -q
 
 demo: setup stage
 	$(PY) scripts/demo.py --qgis-process "$(QGIS_PROCESS)" --out out/demo

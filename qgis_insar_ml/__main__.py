@@ -1,7 +1,8 @@
-"""Headless command line: ``python -m qgis_insar_ml train-deepinsar|train-pdm ...``.
+"""Headless command line: ``python -m qgis_insar_ml train-deepinsar|train-pdm|filter ...``.
 
 Runs the same core code as the Processing algorithms, without QGIS, e.g. on a GPU
-server; under ``torchrun --nproc_per_node N`` it trains with DistributedDataParallel.
+server; under ``torchrun --nproc_per_node N`` it trains with DistributedDataParallel;
+``filter`` filters a whole stack, on a Dask cluster when asked.
 """
 from __future__ import annotations
 
@@ -57,6 +58,57 @@ def _train_pdm(args: argparse.Namespace) -> None:
     result = train_pdm(settings, log=lambda message: print(message, flush=True))
     print(json.dumps({"model": result.model, "steps": result.steps_done,
                       "final_validation_loss": result.final_validation_loss}))
+
+
+class _ConsoleProgress:
+    """Prints the stack's and each pair's progress; Ctrl-C asks for a clean stop (a second one stops at once)."""
+
+    PAIR_STEP = 25  # percent between a pair's progress lines
+
+    def __init__(self) -> None:
+        self.cancelled = False
+        self.percent = 0.0
+        self._pair_steps: dict[str, int] = {}
+
+    def set_progress(self, percent: float) -> None:
+        self.percent = percent
+
+    def is_cancelled(self) -> bool:
+        return self.cancelled
+
+    def info(self, message: str) -> None:
+        print(f"[{self.percent:3.0f}%] {message}", flush=True)
+
+    def on_pair(self, name: str, percent: float) -> None:
+        step = int(percent // self.PAIR_STEP)
+        if 0 < step < 100 // self.PAIR_STEP and step > self._pair_steps.get(name, 0):
+            self._pair_steps[name] = step
+            self.info(f"{name}: {step * self.PAIR_STEP}%")
+
+    def interrupt(self, signum, frame) -> None:
+        if self.cancelled:
+            raise KeyboardInterrupt
+        self.cancelled = True
+        print("Stopping: removing partial files (Ctrl-C again to stop at once)...", file=sys.stderr, flush=True)
+
+
+def _filter(args: argparse.Namespace) -> int:
+    import signal
+
+    from .core.stack import StackFilter, filter_stack
+
+    stack_filter = StackFilter(method=args.method, window=args.window, alpha=args.alpha, patch_size=args.patch_size,
+                               coherence_window=args.coherence_window, model=args.model, device=args.device,
+                               tile_size=args.tile_size, overlap=args.overlap)
+    progress = _ConsoleProgress()
+    signal.signal(signal.SIGINT, progress.interrupt)
+    result = filter_stack(args.inputs, stack_filter, args.output_folder, args.workers, args.scheduler, progress,
+                          on_pair=progress.on_pair)
+    for failure in result.failures:
+        print(f"FAILED {failure.pair}: {failure.error}", file=sys.stderr)
+    print(json.dumps({status: result.count(status) for status in ("filtered", "skipped", "failed")}
+                     | {"report": str(result.report), "seconds": result.seconds}))
+    return 1 if result.failures else 0
 
 
 def _export_checkpoint(args: argparse.Namespace) -> None:
@@ -140,13 +192,38 @@ def main(argv: list[str] | None = None) -> int:
     export.add_argument("checkpoint")
     export.add_argument("output", help="model file to write (.safetensors + .json card)")
     export.set_defaults(run=_export_checkpoint)
+    stack = commands.add_parser(
+        "filter", help="filter every pair of a stack (folder, files, LiCSAR frame, HyP3 folder(s), MintPy h5)",
+        description="Writes <stem>.tif (filtered phase) and <stem>.coherence.tif per pair, beside the inputs or "
+                    "under --output-folder, and a JSON report that lists the pairs that failed. Complete outputs "
+                    "made with the same settings are skipped: a stopped run continues where it stopped.")
+    stack.add_argument("inputs", nargs="+", help="a folder, raster files, a LiCSAR frame, HyP3 folder(s) or a "
+                                                 "MintPy ifgramStack.h5")
+    stack.add_argument("--method", choices=("deepinsar", "boxcar", "goldstein"), default="deepinsar")
+    stack.add_argument("--output-folder", help="write here, with the inputs' folder layout (default: beside them)")
+    stack.add_argument("--window", type=int, default=5, help="Boxcar window [px, odd]")
+    stack.add_argument("--alpha", type=float, default=0.5, help="Goldstein filter strength (0-1)")
+    stack.add_argument("--patch-size", type=int, default=32, help="Goldstein patch [px, power of two]")
+    stack.add_argument("--coherence-window", type=int,
+                       help="Goldstein's boxcar coherence / DeepInSAR's compensated coherence window "
+                            "(default: 5 / 9; 0 = DeepInSAR's coherence head)")
+    stack.add_argument("--model", help="DeepInSAR model file (default: the shipped model that fits the inputs)")
+    stack.add_argument("--device", default="auto", help="DeepInSAR: auto, cpu, cuda or cuda:N")
+    stack.add_argument("--tile-size", type=int, help="tile size [px] (default: each filter's)")
+    stack.add_argument("--overlap", type=int, help="tile overlap [px] (default: each filter's)")
+    stack.add_argument("--workers", type=int,
+                       help="worker processes of a local Dask cluster (default: one per core; DeepInSAR: one per "
+                            "GPU, or this process on the CPU); 0 or 1 = one pair after another in this process, "
+                            "without Dask")
+    stack.add_argument("--scheduler", help="submit to this Dask scheduler (tcp://host:8786) instead; the workers "
+                                           "must see the inputs and outputs at the same paths")
+    stack.set_defaults(run=_filter)
     args = parser.parse_args(argv)
     try:
-        args.run(args)
+        return args.run(args) or 0
     except (InsarMlError, Cancelled) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    return 0
 
 
 if __name__ == "__main__":

@@ -49,7 +49,7 @@ class InsarMlPlugin:
     def open_dialog(self, key: str, factory: Callable[[], QDialog] | None) -> QDialog | None:
         """Show the tool's dialog (made once, then reused), or the algorithm's Processing dialog."""
         if factory is None:
-            import processing  # only in the desktop: the Processing plugin's module
+            import processing  # noqa: QGS111 (the Processing plugin: qgis.processing lacks the dialogs in 3.22)
 
             processing.execAlgorithmDialog(f"insarml:{key}")
             return None

@@ -15,6 +15,13 @@ UTM31 = 32631
 GEOTRANSFORM = (500000.0, 20.0, 0.0, 5800000.0, 0.0, -20.0)
 
 
+def pytest_terminal_summary(terminalreporter) -> None:
+    """Which QGIS the run used (also with -q): `make test` runs the suite on two versions."""
+    import qgis.core
+
+    terminalreporter.write_line(f"QGIS {qgis.core.Qgis.QGIS_VERSION} from {Path(qgis.core.__file__).parents[1]}")
+
+
 def write_raster(path: Path, array: np.ndarray, geotransform=GEOTRANSFORM, epsg: int | None = UTM31,
                  nodata: float | None = None, driver: str = "GTiff") -> str:
     """Write a 2-D array (or a list of bands) to a real raster file and return its path."""

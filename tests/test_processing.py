@@ -23,7 +23,7 @@ from conftest import REPO, model_child, noisy_fringes, read_band, run_model_file
 ALGORITHM_IDS = {"insarml:simulate_pair", "insarml:filter_boxcar", "insarml:filter_goldstein",
                  "insarml:evaluate_filter", "insarml:deepinsar_filter", "insarml:deepinsar_train",
                  "insarml:synthetic_dataset", "insarml:pdm_train", "insarml:pdm_generate", "insarml:pdm_superresolve",
-                 "insarml:pdm_evaluate"}
+                 "insarml:pdm_evaluate", "insarml:filter_stack"}
 
 
 def run(algorithm: str, parameters: dict, feedback: QgsProcessingFeedback | None = None) -> dict:

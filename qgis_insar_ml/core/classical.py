@@ -15,12 +15,22 @@ COHERENCE = OutputSpec("coherence magnitude [0-1]", BLEND_REAL)
 DEFAULT_TILE_SIZE = 512
 
 
+def exact_overlap(radius: int) -> int:
+    """The smallest tile overlap with which an operator of this radius gives exactly the
+    untiled result (radius ≤ overlap − overlap // 4, see core.tiling). Below 4 pixels there
+    is no seam to cross-fade, so every pixel is written straight from one tile."""
+    overlap = radius
+    while overlap - overlap // 4 < radius:
+        overlap += 1
+    return overlap
+
+
 def filter_boxcar_raster(source: InterferogramSource, window: int = 5, output_phase: str | None = None,
                          output_coherence: str | None = None, tile_size: int | None = None,
                          overlap: int | None = None, progress: Progress | None = None) -> dict[str, str]:
     """Moving-average phase and maximum-likelihood coherence (DeepInSAR eq. 5)."""
     tile_size = tile_size or DEFAULT_TILE_SIZE
-    overlap = max(16, 2 * (window // 2)) if overlap is None else overlap
+    overlap = exact_overlap(window // 2) if overlap is None else overlap
 
     def process(block: InterferogramBlock, _: Window) -> dict[str, np.ndarray]:
         filtered, coherence = boxcar(block.interferogram, window, block.power_reference, block.power_secondary)

@@ -8,6 +8,7 @@ the two SLC powers when known, and one validity mask.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Mapping
 
 import numpy as np
 
@@ -24,29 +25,45 @@ class InterferogramBlock:
 
 
 class InterferogramSource:
-    """Reads interferogram windows from the inputs a user gave."""
+    """Reads interferogram windows from the inputs a user gave.
+
+    ``coherence``: the product's own coherence (0-1), read beside the filter's inputs
+    (:attr:`coherence_raster`). ``labels`` maps an input given as VRT XML (a product
+    reader's conversion) to the user's file that error messages name.
+    """
 
     def __init__(self, interferogram: str | None = None, slc_reference: str | None = None,
                  slc_secondary: str | None = None, amplitude_reference: str | None = None,
-                 amplitude_secondary: str | None = None):
+                 amplitude_secondary: str | None = None, interferogram_band: int | None = None,
+                 coherence: str | None = None, labels: Mapping[str, str] | None = None):
+        labels = labels or {}
         if interferogram and (slc_reference or slc_secondary):
             raise InsarMlError("Give either INTERFEROGRAM or the two SLCs (SLC_REFERENCE + SLC_SECONDARY), not both.")
         if bool(amplitude_reference) != bool(amplitude_secondary):
             raise InsarMlError("Give both AMPLITUDE_REFERENCE and AMPLITUDE_SECONDARY, or neither.")
         self._ifg = self._slc1 = self._slc2 = self._amp1 = self._amp2 = None
         if interferogram:
-            self._ifg = InputRaster(interferogram, "INTERFEROGRAM", "interferogram")
+            self._ifg = InputRaster(interferogram, "INTERFEROGRAM", "interferogram", interferogram_band,
+                                    "INTERFEROGRAM_BAND", labels.get(interferogram))
         elif slc_reference and slc_secondary:
-            self._slc1 = InputRaster(slc_reference, "SLC_REFERENCE", "complex")
-            self._slc2 = InputRaster(slc_secondary, "SLC_SECONDARY", "complex")
+            self._slc1 = InputRaster(slc_reference, "SLC_REFERENCE", "complex", label=labels.get(slc_reference))
+            self._slc2 = InputRaster(slc_secondary, "SLC_SECONDARY", "complex", label=labels.get(slc_secondary))
         else:
             raise InsarMlError("No input: give INTERFEROGRAM (complex, or phase in radians), "
                                "or both SLC_REFERENCE and SLC_SECONDARY.")
         if amplitude_reference:
-            self._amp1 = InputRaster(amplitude_reference, "AMPLITUDE_REFERENCE", "real")
-            self._amp2 = InputRaster(amplitude_secondary, "AMPLITUDE_SECONDARY", "real")
-        rasters = [r for r in (self._ifg, self._slc1, self._slc2, self._amp1, self._amp2) if r is not None]
+            self._amp1 = InputRaster(amplitude_reference, "AMPLITUDE_REFERENCE", "real",
+                                     label=labels.get(amplitude_reference))
+            self._amp2 = InputRaster(amplitude_secondary, "AMPLITUDE_SECONDARY", "real",
+                                     label=labels.get(amplitude_secondary))
+        self.coherence_raster: InputRaster | None = (
+            InputRaster(coherence, "COHERENCE", "real", label=labels.get(coherence)) if coherence else None)
+        rasters = [r for r in (self._ifg, self._slc1, self._slc2, self._amp1, self._amp2, self.coherence_raster)
+                   if r is not None]
         self.grid: GridInfo = check_same_grid(rasters)
+        for amplitude in (self._slc1, self._slc2, self._amp1, self._amp2):
+            if amplitude is not None:
+                amplitude.refuse_zero_amplitude()
 
     @property
     def has_amplitudes(self) -> bool:

@@ -48,13 +48,8 @@ def run_raster_pipeline(
                for name, path in wanted.items()}
     with bounded_gdal_cache(), OutputSet(outputs) as opened:
         sinks = {name: (specs[name].blend, opened[name].write) for name in wanted}
-
-        def flush() -> None:
-            for out in opened.values():
-                out.flush()
-
-        valid = run_tiled(grid.height, grid.width, read, process, sinks, tile_size, overlap, progress, flush,
-                          batch_size, align)
+        valid = run_tiled(grid.height, grid.width, read, process, sinks, tile_size, overlap, progress,
+                          batch_size=batch_size, align=align)
         if valid == 0:
             raise InsarMlError("The input has no valid pixel (everything is no-data). Check the input and its no-data value.")
         return OutputSet(opened).commit(progress)

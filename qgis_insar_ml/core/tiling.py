@@ -178,7 +178,6 @@ def run_tiled(
     tile_size: int = 512,
     overlap: int = 32,
     progress: Progress | None = None,
-    after_row: Callable[[], None] | None = None,
     batch_size: int = 1,
     align: int = 1,
 ) -> int:
@@ -203,8 +202,6 @@ def run_tiled(
         for (ty, tx, tile), block, result in zip(group, blocks, results):
             valid_pixels += int(np.count_nonzero(block.valid[tile.core.relative_to(tile.read)]))
             _blend(grid, ty, tx, tile, block, result, sinks, pending)
-            if after_row is not None and tx == grid.shape[1] - 1:
-                after_row()
         progress.set_progress(100.0 * (first + len(group)) / len(tiles))
     return valid_pixels
 

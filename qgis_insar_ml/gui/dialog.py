@@ -50,9 +50,9 @@ class ToolDialog(QDialog):
         self.progress = QProgressBar()
         self.progress.setVisible(False)
         self.buttons = QDialogButtonBox()
-        self.run_button = self.buttons.addButton("Run", QDialogButtonBox.AcceptRole)
-        self.cancel_button = self.buttons.addButton("Cancel", QDialogButtonBox.ActionRole)
-        self.close_button = self.buttons.addButton(QDialogButtonBox.Close)
+        self.run_button = self.buttons.addButton("Run", QDialogButtonBox.ButtonRole.AcceptRole)
+        self.cancel_button = self.buttons.addButton("Cancel", QDialogButtonBox.ButtonRole.ActionRole)
+        self.close_button = self.buttons.addButton(QDialogButtonBox.StandardButton.Close)
         self.cancel_button.setEnabled(False)
         self.run_button.clicked.connect(self.run)
         self.cancel_button.clicked.connect(self.cancel)
@@ -154,4 +154,4 @@ class ToolDialog(QDialog):
         self.message.setVisible(bool(text))
 
     def add_button(self, text: str) -> QPushButton:
-        return self.buttons.addButton(text, QDialogButtonBox.ActionRole)
+        return self.buttons.addButton(text, QDialogButtonBox.ButtonRole.ActionRole)

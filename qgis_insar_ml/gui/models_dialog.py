@@ -27,13 +27,14 @@ class ModelsDialog(QDialog):
         self.setWindowTitle("InSAR ML — Models")
         self.table = QTableWidget(0, len(COLUMNS))
         self.table.setHorizontalHeaderLabels(COLUMNS)
-        self.table.setEditTriggers(QTableWidget.NoEditTriggers)
+        self.table.setEditTriggers(QTableWidget.EditTrigger.NoEditTriggers)
         self.folder_label = QLabel()
         self.message = QLabel()
         self.message.setWordWrap(True)
-        buttons = QDialogButtonBox(QDialogButtonBox.Close)
-        buttons.addButton("Import model…", QDialogButtonBox.ActionRole).clicked.connect(self.choose_import)
-        buttons.addButton("User model folder…", QDialogButtonBox.ActionRole).clicked.connect(self.choose_folder)
+        buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Close)
+        action = QDialogButtonBox.ButtonRole.ActionRole
+        buttons.addButton("Import model…", action).clicked.connect(self.choose_import)
+        buttons.addButton("User model folder…", action).clicked.connect(self.choose_folder)
         buttons.rejected.connect(self.close)
         layout = QVBoxLayout(self)
         for widget in (self.table, self.folder_label, self.message, buttons):

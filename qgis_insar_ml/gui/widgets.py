@@ -190,7 +190,7 @@ class TorchNotice(QWidget):
         self.message = QLabel(f"This tool needs PyTorch; this QGIS's Python cannot import {' and '.join(missing)}. "
                               f"Install it with:<br><code>{install_command()}</code><br>then restart QGIS.")
         self.message.setWordWrap(True)
-        self.message.setTextInteractionFlags(Qt.TextSelectableByMouse)
+        self.message.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         self.install = QPushButton("Install")
         self.install.clicked.connect(self.run_install)
         self.output = QPlainTextEdit()

@@ -1,9 +1,13 @@
 """What every insarml algorithm shares: naming, help, progress and error reporting."""
 from __future__ import annotations
 
+import os
+import traceback
 from typing import Any
 
 from qgis.core import (
+    QgsApplication,
+    QgsMessageLog,
     QgsProcessingAlgorithm,
     QgsProcessingContext,
     QgsProcessingException,
@@ -11,12 +15,15 @@ from qgis.core import (
     QgsProcessingParameterNumber,
     QgsProcessingParameterRasterLayer,
 )
+from qgis.PyQt.QtCore import QTimer
 from qgis.PyQt.QtGui import QIcon
 
 from ..core.errors import Cancelled, InsarMlError
 from ..dependencies import require_torch
 from ..paths import icon_path
-from .compat import ADVANCED, INTEGER
+from .compat import ADVANCED, INTEGER, WARNING
+
+LOG_TAG = "InSAR ML"
 
 
 class FeedbackProgress:
@@ -69,14 +76,52 @@ class InsarMlAlgorithm(QgsProcessingAlgorithm):
 
     def processAlgorithm(self, parameters: dict, context: QgsProcessingContext,  # noqa: N802
                          feedback: QgsProcessingFeedback) -> dict[str, Any]:
+        if context.feedback() is None:  # qgis_process runs without one: input readers log through it
+            context.setFeedback(feedback)
         try:
             if self.needs_torch:
                 require_torch()
             return self.execute(parameters, context, FeedbackProgress(feedback))
         except InsarMlError as exc:
-            raise QgsProcessingException(str(exc)) from None
+            message = str(exc)
         except Cancelled as exc:
-            raise QgsProcessingException(f"{exc} No output was written.") from None
+            message = f"{exc} No output was written."
+        except QgsProcessingException:  # from the QGIS API: its message is already meant for the user
+            show_error_once()
+            raise
+        except Exception as exc:  # noqa: BLE001 - GDAL, torch, OS: one line for the user, the traceback to the log
+            QgsMessageLog.logMessage(traceback.format_exc(), LOG_TAG, WARNING)
+            message = self.failure_message(exc)
+        show_error_once()
+        raise QgsProcessingException(message) from None
+
+    def failure_message(self, exc: Exception) -> str:
+        """One line for an error that is not the plugin's own: what failed and what to do."""
+        detail = next(iter(str(exc).strip().splitlines()), "")[:300] or type(exc).__name__
+        if isinstance(exc, MemoryError) or "out of memory" in detail.lower():  # torch's OutOfMemoryError too
+            smaller = "lower TILE_SIZE (advanced parameters), " if self.parameterDefinition("TILE_SIZE") else ""
+            return (f"{self.display_name} ran out of memory ({detail}). Try again with {smaller}fewer other "
+                    "programs open, or clip the input to a smaller area.")
+        if isinstance(exc, OSError):
+            where = f" {exc.filename}" if exc.filename else " a file"
+            return (f"{self.display_name} could not access{where}: {exc.strerror or detail}. Check that it exists, "
+                    "that you may read and write there, and that the disk has free space.")
+        return (f"{self.display_name} failed: {type(exc).__name__}: {detail}. The details are in the QGIS log "
+                f"(View > Panels > Log Messages, tab {LOG_TAG}); please report them with the inputs that caused this.")
+
+    def checkParameterValues(self, parameters: dict, context: QgsProcessingContext) -> tuple[bool, str]:  # noqa: N802
+        """Say why an existing raster file cannot be loaded (damaged, truncated): QGIS reports it as "not found"."""
+        for definition in self.parameterDefinitions():
+            value = parameters.get(definition.name())
+            if (isinstance(definition, QgsProcessingParameterRasterLayer) and isinstance(value, str)
+                    and os.path.isfile(value) and not definition.checkValueIsAcceptable(value, context)):
+                from ..core.raster_io import check_opens  # GDAL: only when a file fails to load
+
+                try:
+                    check_opens(value, definition.name())
+                except InsarMlError as exc:
+                    return False, str(exc)
+        return super().checkParameterValues(parameters, context)
 
     def execute(self, parameters: dict, context: QgsProcessingContext, progress: FeedbackProgress) -> dict[str, Any]:
         raise NotImplementedError
@@ -118,3 +163,20 @@ class InsarMlAlgorithm(QgsProcessingAlgorithm):
 
     def tiling(self, parameters: dict, context: QgsProcessingContext) -> tuple[int | None, int | None]:
         return self.optional_int(parameters, "TILE_SIZE", context), self.optional_int(parameters, "OVERLAP", context)
+
+
+def show_error_once() -> None:
+    """Make qgis_process print the error that is about to be raised once, not three times.
+
+    QGIS logs a failed algorithm's message as Critical twice (QgsProcessingAlgorithm.run, then
+    the feedback's reportError), and qgis_process echoes every Critical log message to stderr
+    besides printing its own "ERROR:" line, for every algorithm, native ones included. Under
+    qgis_process only, the message log is silenced until control returns to the event loop,
+    i.e. after the run has ended; the "ERROR:" line stays. The desktop and Python are untouched.
+    """
+    if QgsApplication.platform() != "qgis_process":
+        return
+    log = QgsApplication.messageLog()
+    if not log.signalsBlocked():
+        log.blockSignals(True)
+        QTimer.singleShot(0, lambda: log.blockSignals(False))

@@ -14,7 +14,7 @@ from qgis.core import (
 
 from .base import InsarMlAlgorithm
 from .compat import DOUBLE, INTEGER
-from .inputs import INPUTS, add_interferogram_inputs
+from .inputs import add_interferogram_inputs, interferogram_arguments
 
 INPUT_KINDS = ["phase+amplitudes", "phase"]
 
@@ -65,8 +65,9 @@ class DeepInsarTrainAlgorithm(InsarMlAlgorithm):
 
         teacher = None
         if parameters.get("REFERENCE_PHASE"):
-            teacher = {name.lower(): self.raster_path(parameters, name, context)
-                       for name in (*INPUTS, "REFERENCE_PHASE", "REFERENCE_COHERENCE")}
+            teacher = interferogram_arguments(self, parameters, context) | {
+                name.lower(): self.raster_path(parameters, name, context)
+                for name in ("REFERENCE_PHASE", "REFERENCE_COHERENCE")}
         integer = lambda name: self.parameterAsInt(parameters, name, context)  # noqa: E731
         settings = TrainSettings(
             output=self.parameterAsFileOutput(parameters, "OUTPUT_MODEL", context),

@@ -10,6 +10,7 @@ from .deepinsar_train import DeepInsarTrainAlgorithm
 from .evaluate_filter import EvaluateFilterAlgorithm
 from .filter_boxcar import FilterBoxcarAlgorithm
 from .filter_goldstein import FilterGoldsteinAlgorithm
+from .filter_stack import FilterStackAlgorithm
 from .pdm_evaluate import PdmEvaluateAlgorithm
 from .pdm_generate import PdmGenerateAlgorithm
 from .pdm_superresolve import PdmSuperresolveAlgorithm
@@ -19,7 +20,7 @@ from .synthetic_dataset import SyntheticDatasetAlgorithm
 
 ALGORITHMS = (SimulatePairAlgorithm, FilterBoxcarAlgorithm, FilterGoldsteinAlgorithm, EvaluateFilterAlgorithm,
               DeepInsarFilterAlgorithm, DeepInsarTrainAlgorithm, SyntheticDatasetAlgorithm, PdmTrainAlgorithm,
-              PdmGenerateAlgorithm, PdmSuperresolveAlgorithm, PdmEvaluateAlgorithm)
+              PdmGenerateAlgorithm, PdmSuperresolveAlgorithm, PdmEvaluateAlgorithm, FilterStackAlgorithm)
 
 
 class InsarMlProvider(QgsProcessingProvider):

@@ -84,7 +84,7 @@ def filter_deepinsar_raster(source: InterferogramSource, model: str | None = Non
         raise InsarMlError(
             f"The model {model_path.name} takes phase and amplitudes, but the inputs carry only a phase. "
             "Give the SLC pair or both amplitude rasters, or use the phase-only model.")
-    _check_coherence_window(coherence_window)
+    check_coherence_window(coherence_window)
     runner, device_name = _runner(weights, config, device, log)
     # The sample reads blocks from all over the raster: through a small cache, or GDAL's default
     # (5 % of RAM) keeps up to the whole input in memory, and peak memory grows with the raster.
@@ -143,7 +143,7 @@ def _runner(weights: Path, config, device: str, log: Callable[[str], None]):
 def filter_arrays(net: DeepInsarNet, block: InterferogramBlock, stats=None,
                   coherence_window: int = DEFAULT_COHERENCE_WINDOW) -> tuple[np.ndarray, np.ndarray]:
     """(filtered phase, coherence) of one in-memory block with torch in float32, on the network's device."""
-    _check_coherence_window(coherence_window)
+    check_coherence_window(coherence_window)
     channels = net.config.in_channels
     if channels == 4 and stats is None:
         stats = (AmplitudeStats.of(np.sqrt(block.power_reference)), AmplitudeStats.of(np.sqrt(block.power_secondary)))
@@ -155,7 +155,7 @@ def filter_arrays(net: DeepInsarNet, block: InterferogramBlock, stats=None,
     return out["OUTPUT_PHASE"], out["OUTPUT_COHERENCE"]
 
 
-def _check_coherence_window(window: int) -> None:
+def check_coherence_window(window: int) -> None:
     if isinstance(window, bool) or not isinstance(window, (int, np.integer)) or not (
             window == 0 or (window >= 3 and window % 2 == 1)):
         raise InsarMlError(f"COHERENCE_WINDOW must be 0 (the network's coherence head) or an odd number of "

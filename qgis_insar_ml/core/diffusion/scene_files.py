@@ -104,7 +104,7 @@ def superresolve_raster(pdm: LoadedPdm, source: str, output: str | os.PathLike, 
                         progress: Progress | None = None) -> Path:
     """Band 1 of ``source`` at twice the resolution, written to ``output`` (same extent, half the pixel size)."""
     progress = progress or SilentProgress()
-    raster = InputRaster(source, "INPUT", "real")
+    raster = InputRaster(source, "INPUT", "real", band=1)
     grid = raster.grid
     values, valid = raster.read(Window(0, 0, grid.height, grid.width))
     high = superresolve(pdm, np.where(valid, values, np.nan), sampler=sampler, steps=steps, seed=seed,
