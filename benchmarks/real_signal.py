@@ -50,7 +50,7 @@ sys.path.insert(0, str(REPO / "benchmarks"))
 
 from qgis_insar_ml.core.deepinsar.modelfile import load_model  # noqa: E402
 from qgis_insar_ml.core.filters import boxcar  # noqa: E402
-from qgis_insar_ml.core.metrics import coherence_rmse, periodic_artifact_ratio, phase_rmse, wrap  # noqa: E402
+from qgis_insar_ml.core.metrics import coherence_rmse, periodic_artifact_ratio, phase_rmse  # noqa: E402
 from qgis_insar_ml.core.speckle import correlated_secondary, multilook  # noqa: E402
 from scoring import WINDOWS, Calibration, markdown_table, oracle_comparison, run_methods, win_line  # noqa: E402
 
@@ -316,7 +316,7 @@ def report(setup: dict, results: dict, models: list[str], calibration: dict, sum
             rows.append([looks_name, gamma, *(float(np.mean([results[s][c][m]["mean_coherence"] for s, c in configs]))
                                             for m in calibration["methods"])])
     text.append(markdown_table(["looks", "true γ", *calibration["methods"]], rows))
-    text += ["", f"Varying γ map (true-γ bins, pooled over scenes and scales):", ""]
+    text += ["", "Varying γ map (true-γ bins, pooled over scenes and scales):", ""]
     rows = []
     for looks in ((1, 1), LOOKS):
         tables = {m: calibration["bins"][(looks, m)].rows() for m in calibration["methods"]}

@@ -47,7 +47,8 @@ def _train_pdm(args: argparse.Namespace) -> None:
 
     settings = PdmTrainSettings(
         output=args.output, dataset=args.dataset, image_size=args.image_size, super_resolution=args.super_resolution,
-        crop=args.crop, folder_crop=args.folder_crop, class_conditional=not args.unconditional,
+        crop=args.crop, folder_crop=args.folder_crop, decibels=args.decibels,
+        class_conditional=not args.unconditional,
         label_dropout=args.label_dropout, model_channels=args.channels, channel_mult=tuple(args.channel_mult),
         num_res_blocks=args.res_blocks, attention_resolutions=tuple(args.attention), dropout=args.dropout,
         learn_sigma=not args.fixed_variance, diffusion_steps=args.diffusion_steps, noise_schedule=args.schedule,
@@ -159,11 +160,16 @@ def main(argv: list[str] | None = None) -> int:
     pdm = commands.add_parser("train-pdm", help="train a diffusion model (PDM) on a built-in dataset or a folder")
     pdm.add_argument("--output", required=True, help="model file to write (.safetensors + .json card)")
     pdm.add_argument("--dataset", default="interferograms",
-                     help="'interferograms', 'deformation' or a folder of rasters (one subfolder per class)")
+                     help="'interferograms', 'deformation', 'sar' (Sentinel-1 wave-mode σ0, learned in dB) or a "
+                          "folder of rasters (one subfolder per class; "
+                          "TenGeoP-SARwv: its GeoTIFF folder or the folder above it)")
     pdm.add_argument("--image-size", type=int, default=64, help="generated size (the high-res size for --super-resolution)")
     pdm.add_argument("--super-resolution", action="store_true", help="learn 2x super-resolution of image-size/2 inputs")
     pdm.add_argument("--crop", type=int, help="super-resolution: train on random crops of this size")
     pdm.add_argument("--folder-crop", type=int, help="folder datasets: crop this, then downscale to image-size")
+    pdm.add_argument("--decibels", action="store_true",
+                     help="folder datasets of SAR backscatter: learn 10*log10(sigma0) of the downscaled crops "
+                          "(floor -40 dB); the card's coefficients are then in dB")
     pdm.add_argument("--unconditional", action="store_true", help="ignore the class labels")
     pdm.add_argument("--label-dropout", type=float, default=0.1, help="null-label share for classifier-free guidance")
     pdm.add_argument("--channels", type=int, default=32, help="U-Net base channels")

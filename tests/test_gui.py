@@ -340,7 +340,7 @@ def test_models_dialog_lists_cards_and_imports_safely(qtbot, user_models, tmp_pa
     assert "tiny_pdm" in [dialog.table.item(row, 0).text() for row in range(dialog.table.rowCount())]
     pickle = tmp_path / "evil.pt"
     pickle.write_bytes(b"not a model")
-    assert not dialog.import_file(pickle) and "pickles are never loaded" in dialog.message.text()
+    assert not dialog.import_file(pickle) and "no metadata.json beside it" in dialog.message.text()
     corrupt = tmp_path / "corrupt.safetensors"
     corrupt.write_bytes(b"garbage")
     corrupt.with_suffix(".json").write_text(json.dumps({"format": "qgis_insar_ml.deepinsar", "kind": "deepinsar"}))

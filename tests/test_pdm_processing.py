@@ -184,7 +184,8 @@ def test_synthetic_dataset_and_evaluation_algorithms(tmp_path, insarml_provider)
     dataset("same_kind", 1)
     result = processing.run("insarml:pdm_evaluate", {
         "REAL_FOLDER": str(tmp_path / "real"), "GENERATED_FOLDER": str(tmp_path / "same_kind"),
-        "ENCODER_STEPS": 30, "OUTPUT_JSON": str(tmp_path / "report.json"), "OUTPUT_PNG": str(tmp_path / "plot.png")})
+        "ENCODER_STEPS": 30, "CLASSIFIER_STEPS": 30, "OUTPUT_JSON": str(tmp_path / "report.json"),
+        "OUTPUT_PNG": str(tmp_path / "plot.png")})
     report = json.loads((tmp_path / "report.json").read_text())
     assert report["n_real"] == 40 and report["classes"] == sorted(SOURCE_TYPES)
     # two draws of the same dataset: close semivariograms, most values inside the real band

@@ -248,7 +248,7 @@ def test_reference_checkpoint_round_trip(tmp_path):
     assert loaded.source == "improved-diffusion"
     assert not loaded.model.training
     assert loaded.diffusion_settings["steps"] == 2000 and loaded.diffusion_settings["learn_sigma"]
-    assert loaded.classes is None and loaded.config.num_classes == 3
+    assert loaded.classes == ["class 0", "class 1", "class 2"] and loaded.config.num_classes == 3   # unnamed
     x, t, y = inputs(), torch.tensor([12.5, 1999.0 * 1000 / 2000]), torch.tensor([2, 0])
     with torch.no_grad():
         torch.testing.assert_close(loaded.model(x, t, y), model(x, t, y), rtol=0, atol=0)

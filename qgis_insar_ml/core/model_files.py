@@ -80,3 +80,11 @@ def save_with_card(state: dict[str, torch.Tensor], card: dict, path: str | os.Pa
         for tmp in (tmp_weights, tmp_card):
             tmp.unlink(missing_ok=True)
     return weights
+
+
+def recommended_guidance(card: dict[str, Any]) -> float:
+    """The classifier-free guidance scale a model's card recommends (``sampling.guidance_scale``), else 1:
+    plain conditional sampling, which every model supports."""
+    value = (card.get("sampling") or {}).get("guidance_scale", 1.0)
+    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) and value >= 0 else 1.0
+

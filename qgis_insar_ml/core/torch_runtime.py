@@ -16,9 +16,12 @@ from .errors import InsarMlError
 
 
 def pick_device(name: str = "auto", rank: int = 0) -> torch.device:
-    """``auto``: the GPU when there is one, else the CPU; ``cuda:N`` must exist."""
+    """``auto``: the GPU when there is one, else the CPU; ``cuda`` (and ``auto``) under torchrun: the rank's
+    GPU; ``cuda:N`` must exist."""
     if name in ("", "auto"):
         return torch.device(f"cuda:{rank % torch.cuda.device_count()}" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and torch.cuda.is_available():  # one GPU per torchrun rank, as for auto
+        return torch.device(f"cuda:{rank % torch.cuda.device_count()}")
     try:
         device = torch.device(name)
     except RuntimeError:

@@ -9,6 +9,7 @@ from qgis.PyQt.QtWidgets import QCheckBox, QComboBox, QDoubleSpinBox
 
 from ..core.diffusion.names import SAMPLER_NAMES
 from ..core.errors import InsarMlError
+from ..core.model_files import recommended_guidance
 from .dialog import ToolDialog
 from .filter_dialog import spin
 from .layers import UNWRAPPED, add_styled_layers
@@ -29,6 +30,10 @@ def is_generative(card: dict) -> bool:
     return not card.get("super_resolution")
 
 
+def is_super_resolution(card: dict) -> bool:
+    return bool(card.get("super_resolution"))
+
+
 class GenerateDialog(ToolDialog):
     title = "Generate scenes (PDM)"
     needs_torch = True
@@ -46,6 +51,12 @@ class GenerateDialog(ToolDialog):
         self.guidance.setRange(0.0, 20.0)
         self.guidance.setValue(1.0)
         self.seed = spin(0, 2**31 - 1, 0)
+        self.superresolve = QCheckBox("Super-resolve each sample 2× (cascade)")
+        self.sr_model = ModelChooser("pdm", None, is_super_resolution)
+        self.sr_steps = spin(1, 4000, 20)
+        for widget in (self.sr_model, self.sr_steps):
+            widget.setEnabled(False)
+            self.superresolve.toggled.connect(widget.setEnabled)
         self.rescale = QCheckBox("Rescale to radians")
         self.rescale.setChecked(True)
         self.wrapped = QCheckBox("Also the wrapped phase (band 2)")
@@ -57,7 +68,8 @@ class GenerateDialog(ToolDialog):
         self.pixel_size.setValue(100.0)
         for label, widget in (("Model", self.model), ("Class", self.class_label), ("Samples", self.count),
                               ("Sampler", self.sampler), ("Steps", self.steps), ("Guidance scale", self.guidance),
-                              ("Seed", self.seed), ("", self.rescale), ("", self.wrapped),
+                              ("Seed", self.seed), ("", self.superresolve), ("Super-resolution model", self.sr_model),
+                              ("Super-resolution steps", self.sr_steps), ("", self.rescale), ("", self.wrapped),
                               ("Placement", self.placement), ("Pixel size [map units]", self.pixel_size)):
             self.form.addRow(label, widget)
         self.output_folder = self.add_output_folder("generate_output_folder")
@@ -83,10 +95,14 @@ class GenerateDialog(ToolDialog):
         entry = self.model.entry()
         for name in (entry.card.get("classes") or []) if entry is not None else []:
             self.class_label.addItem(name, name)
+        self.guidance.setValue(recommended_guidance(entry.card) if entry is not None else 1.0)
 
     def request(self) -> tuple[str, dict]:
         if self.model.path() is None:
             raise InsarMlError("Choose a PDM model: none is installed. Train one (Train PDM) or import one (Models).")
+        if self.superresolve.isChecked() and self.sr_model.path() is None:
+            raise InsarMlError("Choose a super-resolution PDM for the cascade (none is installed: import one in "
+                               "Models), or untick 'Super-resolve'.")
         if self.wrapped.isChecked() and not self.rescale.isChecked():
             raise InsarMlError("The wrapped phase needs radians: tick 'Rescale to radians' too.")
         folder = self.output_folder.filePath().strip()
@@ -97,6 +113,9 @@ class GenerateDialog(ToolDialog):
                       "GUIDANCE_SCALE": self.guidance.value(), "SEED": self.seed.value(),
                       "RESCALE": self.rescale.isChecked(), "WRAPPED": self.wrapped.isChecked(),
                       "DEVICE": self.device.device(), "OUTPUT_FOLDER": folder or "TEMPORARY_OUTPUT"}
+        if self.superresolve.isChecked():   # the samples before super-resolution, for the preview
+            parameters.update(SUPERRESOLVE=True, SUPERRESOLUTION_MODEL=self.sr_model.path(),
+                              SR_STEPS=self.sr_steps.value(), LOW_RES_FOLDER="TEMPORARY_OUTPUT")
         if self.placement.currentData() == CANVAS:
             canvas = self.iface.mapCanvas()
             crs = canvas.mapSettings().destinationCrs()
@@ -110,13 +129,17 @@ class GenerateDialog(ToolDialog):
 
     def on_success(self, results: dict) -> None:
         self.paths = list(results["OUTPUT_LAYERS"])
-        shown = self.paths[:PREVIEWED]
-        self.preview.show_samples([first_band(path) for path in shown],
-                                  [Path(path).stem for path in shown])
+        low_res = list(results.get("LOW_RES_LAYERS") or [])
+        # a cascade shows each sample before and after super-resolution, side by side
+        shown = ([path for pair in zip(low_res, self.paths) for path in pair] if low_res else self.paths)[:PREVIEWED]
+        images = [first_band(path) for path in shown]
+        self.preview.show_samples(images, [f"{Path(path).stem} ({image.shape[1]}×{image.shape[0]})"
+                                           for path, image in zip(shown, images)])
         self.preview.setVisible(True)
         self.add_to_map.setEnabled(True)
+        stages = " before and after super-resolution" if low_res else ""
         self.show_message(f"{len(self.paths)} scene(s) written to {Path(self.paths[0]).parent}; the first "
-                          f"{len(shown)} are shown. 'Add to map' loads them all.")
+                          f"{len(shown) // (2 if low_res else 1)} are shown{stages}. 'Add to map' loads them all.")
 
     def add_layers(self) -> None:
         group = f"PDM {Path(self.submitted['MODEL']).stem} seed {self.submitted['SEED']}"

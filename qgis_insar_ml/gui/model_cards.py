@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import re
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
@@ -9,6 +10,8 @@ from pathlib import Path
 from ..core.errors import InsarMlError
 from ..paths import data_dir
 from .settings import user_model_folder
+
+REFERENCE_CHECKPOINTS = (".pt", ".pth")   # the PDM paper's code: model*.pt / ema_*.pt beside metadata.json
 
 
 @dataclass
@@ -86,8 +89,9 @@ def validate_model(path: Path) -> str:
     require_torch()
     card_file = path.with_suffix(".json")
     if path.suffix.lower() != ".safetensors":
-        raise InsarMlError(f"{path.name} is not a .safetensors model file. Only .safetensors files with a JSON "
-                           "card beside them can be imported (pickles are never loaded).")
+        raise InsarMlError(f"{path.name} is not a model file. Import a .safetensors file with its JSON card beside "
+                           "it, or a PDM checkpoint of the paper's code (model*.pt / ema_*.pt with its metadata.json; "
+                           "read as tensors only, pickled code is never run).")
     if not card_file.is_file():
         raise InsarMlError(f"{path.name} has no model card ({card_file.name} beside it). Copy the card next to it.")
     try:
@@ -108,10 +112,30 @@ def validate_model(path: Path) -> str:
     return kind
 
 
+def import_reference_pdm(checkpoint: Path, folder: Path) -> Path:
+    """Convert a reference PDM checkpoint to ``<run folder>_<checkpoint>.safetensors`` + card in ``folder``.
+
+    The checkpoint is read with weights-only unpickling (tensors, nothing else), so it
+    is never run; the converted model is then listed, and sampled, like any other PDM.
+    """
+    from ..dependencies import require_torch
+
+    require_torch()
+    from ..core.diffusion.pdm_file import load_pdm, save_pdm
+
+    loaded = load_pdm(checkpoint)
+    # "ema_rate=0.99_33": no dots (they would read as a suffix) nor other odd characters in the name
+    stem = re.sub(r"[^A-Za-z0-9_-]+", "_", f"{checkpoint.parent.name}_{checkpoint.stem}").strip("_")
+    return save_pdm(loaded.model, folder / f"{stem}.safetensors", loaded.card)
+
+
 def import_model(path: Path, folder: Path | None = None) -> Path:
-    """Validate ``path`` and copy it with its card into the user model folder."""
-    validate_model(path)
+    """Validate ``path`` and copy it with its card into the user model folder (reference
+    PDM checkpoints are converted on the way)."""
     folder = folder or user_model_folder()
+    if path.suffix.lower() in REFERENCE_CHECKPOINTS:
+        return import_reference_pdm(path, folder)
+    validate_model(path)
     target = folder / path.name
     if target.resolve() == path.resolve():
         raise InsarMlError(f"{path.name} is already in the model folder {folder}.")

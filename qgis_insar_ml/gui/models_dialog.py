@@ -55,8 +55,9 @@ class ModelsDialog(QDialog):
         self.folder_label.setText(f"User model folder: {settings.user_model_folder()}")
 
     def choose_import(self) -> None:
-        path, _ = QFileDialog.getOpenFileName(self, "Import a model", settings.get("last_model_folder", ""),
-                                              "Model files (*.safetensors)")
+        path, _ = QFileDialog.getOpenFileName(
+            self, "Import a model", settings.get("last_model_folder", ""),
+            "Model files (*.safetensors *.pt *.pth);;Models (*.safetensors);;PDM paper checkpoints (*.pt *.pth)")
         if path:
             settings.put("last_model_folder", str(Path(path).parent))
             self.import_file(Path(path))
@@ -68,7 +69,7 @@ class ModelsDialog(QDialog):
         except InsarMlError as exc:
             self.show_message(f"Not imported: {exc}", error=True)
             return False
-        self.show_message(f"Imported {path.name} into {target.parent}.")
+        self.show_message(f"Imported {path.name} into {target.parent} as {target.stem}.")
         self.reload()
         return True
 

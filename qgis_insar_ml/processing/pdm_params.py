@@ -58,12 +58,13 @@ def sampler_settings(algorithm: InsarMlAlgorithm, parameters: dict, context: Qgs
                                        else algorithm.parameterAsDouble(parameters, "ETA", context))}
 
 
-def load_model(algorithm: InsarMlAlgorithm, parameters: dict, context: QgsProcessingContext, shipped: str):
-    """The chosen PDM (or the shipped one of that kind), on the chosen device."""
+def load_model(algorithm: InsarMlAlgorithm, parameters: dict, context: QgsProcessingContext, shipped: str,
+               name: str = "MODEL"):
+    """The PDM that parameter ``name`` chooses (empty: the shipped one of that kind), on the chosen device."""
     from ..core.diffusion.pdm_file import load_pdm
     from ..core.diffusion.scene_files import shipped_pdm
     from ..core.torch_runtime import pick_device
 
-    path = algorithm.parameterAsFile(parameters, "MODEL", context) or str(shipped_pdm(shipped))
+    path = algorithm.parameterAsFile(parameters, name, context) or str(shipped_pdm(shipped))
     device = pick_device(algorithm.parameterAsString(parameters, "DEVICE", context) or "auto")
     return load_pdm(path, device), path

@@ -38,8 +38,9 @@ class PdmTrainAlgorithm(InsarMlAlgorithm):
     group_name = "Generative models"
     help_text = (
         "Trains a probabilistic diffusion model (improved DDPM) on a built-in synthetic dataset "
-        "('interferograms', 'deformation'; class = deformation source type) or on a FOLDER of rasters (one "
-        "subfolder per class, the TenGeoP-SARwv layout; crops of FOLDER_CROP px are downscaled to IMAGE_SIZE). "
+        "('interferograms', 'deformation'; class = deformation source type; 'sar': Sentinel-1 wave-mode σ0 in "
+        "the ten TenGeoP classes, learned in dB at 100 m from 50 m scenes of twice IMAGE_SIZE) or on a FOLDER "
+        "of rasters (one subfolder per class, the TenGeoP-SARwv layout; crops of FOLDER_CROP px are downscaled to IMAGE_SIZE). "
         "Each scene is normalised to [−1, 1] and its (min, max) kept in the model card for rescaling. "
         "LEARN_SIGMA trains the variance with the hybrid loss (L_simple + 0.001·L_vlb) and loss-aware "
         "importance sampling of the timesteps; labels are dropped to a null class 10 % of the time for "
@@ -65,6 +66,9 @@ class PdmTrainAlgorithm(InsarMlAlgorithm):
         self.addParameter(QgsProcessingParameterBoolean("LEARN_SIGMA", "Learn the variance (hybrid loss)", True))
         self.addParameter(QgsProcessingParameterBoolean("CLASS_CONDITIONAL", "Class-conditional", True))
         self.addParameter(QgsProcessingParameterBoolean("SUPER_RESOLUTION", "2× super-resolution model", False))
+        self.addParameter(QgsProcessingParameterBoolean(
+            "DECIBELS", "Folder of SAR σ0 (linear): learn 10·log10 of the area averages (the built-in sar dataset "
+            "always does)", False))
         self.add_advanced_int("CROP", "Super-resolution: training crop [px]", None, 8, 8192)
         self.add_advanced_int("DIFFUSION_STEPS", "Diffusion steps T", 1000, 10, 4000)
         schedule = QgsProcessingParameterEnum("NOISE_SCHEDULE", "Noise schedule", SCHEDULES,
@@ -102,6 +106,7 @@ class PdmTrainAlgorithm(InsarMlAlgorithm):
                                                                                      "SUPER_RESOLUTION", context),
             crop=self.optional_int(parameters, "CROP", context),
             folder_crop=self.optional_int(parameters, "FOLDER_CROP", context),
+            decibels=self.parameterAsBoolean(parameters, "DECIBELS", context),
             class_conditional=self.parameterAsBoolean(parameters, "CLASS_CONDITIONAL", context),
             model_channels=integer("MODEL_CHANNELS"),
             channel_mult=parse_integers(self.parameterAsString(parameters, "CHANNEL_MULT", context), "CHANNEL_MULT"),

@@ -1,4 +1,4 @@
-"""insarml:synthetic_dataset: write a built-in synthetic InSAR dataset to a folder of GeoTIFFs."""
+"""insarml:synthetic_dataset: write a built-in synthetic InSAR or SAR dataset to a folder of GeoTIFFs."""
 from __future__ import annotations
 
 import json
@@ -18,7 +18,7 @@ from .compat import INTEGER
 
 class SyntheticDatasetAlgorithm(InsarMlAlgorithm):
     algorithm_id = "synthetic_dataset"
-    display_name = "Synthetic InSAR dataset"
+    display_name = "Synthetic InSAR / SAR dataset"
     group_name = "Simulation"
     help_text = (
         "Writes COUNT samples of a built-in synthetic dataset as GeoTIFFs in class subfolders "
@@ -26,7 +26,11 @@ class SyntheticDatasetAlgorithm(InsarMlAlgorithm):
         "proportions. 'interferograms': unwrapped interferograms (a source + turbulent atmosphere with a power-law "
         "spectrum + delay stratified on a fractal DEM + orbital ramp). 'deformation': noisy ground-deformation "
         "scenes (source + atmosphere + decorrelation noise). Band 1 is the unwrapped phase [rad]; with WRAPPED, "
-        "band 2 is its wrapped phase, giving training pairs for unwrapping networks. Sample i is a pure function "
+        "band 2 is its wrapped phase, giving training pairs for unwrapping networks. 'sar': Sentinel-1 wave-mode "
+        "backscatter in the ten TenGeoP-SARwv classes (subfolders F_pure_ocean_waves ... O_oceanic_front; SIZE at "
+        "least 32): wind → σ0 by CMOD5.N at 23° or 36.5° incidence, swell and wind sea imaged through the SAR "
+        "transfer function (tilt, hydrodynamic, velocity bunching, azimuth cut-off), each class's signature, the "
+        "noise floor and speckle; band 1 is σ0 (linear), 50 m pixels. Sample i is a pure function "
         "of (SEED, i): the same settings always give the same files. This is the layout the PDM training and "
         "evaluation read, so the folder is also a ready-made real reference set."
     )

@@ -5,6 +5,11 @@ averaging (128 px) and min-max normalised on its own, because diffusion models c
 with samples of very different ranges. The normalising (min, max) of every sample is kept,
 so :class:`RangeRescaler` can put generated samples back into physical units by drawing
 ranges from their empirical distribution.
+
+The TenGeoP-SARwv release is read as it unpacks: ``GeoTIFF/<letter>/s1a-wv*.tiff``, one
+float σ0 band per file, letters F–O named after the class (``F_pure_ocean_waves`` …).
+Backscatter can be taken in decibels (10·log10 σ0 of the area average, with a floor);
+the kept coefficients are then in dB.
 """
 from __future__ import annotations
 
@@ -17,11 +22,31 @@ import torch
 from osgeo import gdal
 
 from ..errors import InsarMlError
+from .sar_ocean import TENGEOP_CLASSES, tengeop_folder_name
 
 gdal.UseExceptions()
 
 NORMALISATIONS = {"[0,1]": (0.0, 1.0), "[-1,1]": (-1.0, 1.0)}
 DEFAULT_EXTENSIONS = (".tif", ".tiff", ".png", ".npy")
+TENGEOP_FOLDER = "geotiff"           # the release's top folder (any case), above the letter folders
+TENGEOP_NAMES = {letter: tengeop_folder_name(letter, name) for letter, name in TENGEOP_CLASSES}
+DECIBEL_FLOOR = -40.0                # dB: below any ocean σ0 Sentinel-1 resolves, above log10(0) = −∞
+
+
+def to_decibels(values: np.ndarray, floor_db: float = DECIBEL_FLOOR) -> np.ndarray:
+    """10·log10 of linear backscatter, never below ``floor_db``: zeros and the small negative
+    values thermal-noise removal leaves would otherwise give −∞ or NaN."""
+    return 10.0 * np.log10(np.maximum(values, 10.0 ** (floor_db / 10.0)))
+
+
+def dataset_root(root: Path) -> Path:
+    """``root/GeoTIFF`` when ``root`` is the folder the TenGeoP-SARwv archive was unpacked in,
+    so either that folder or its ``GeoTIFF`` folder can be chosen; ``root`` otherwise."""
+    for child in sorted(root.iterdir()):
+        if child.is_dir() and child.name.lower() == TENGEOP_FOLDER and any(
+                (child / letter).is_dir() for letter in TENGEOP_NAMES):
+            return child
+    return root
 
 
 def _target_range(normalise: str) -> tuple[float, float]:
@@ -88,7 +113,9 @@ class RasterFolderDataset:
     """Scenes in ``root/<class>/...`` (any depth), labels numbered by sorted class name.
 
     Without class subfolders, the rasters in ``root`` form one unlabelled class
-    (``labelled`` is False). GeoTIFF/PNG are read through GDAL, ``.npy`` as (H, W) or
+    (``labelled`` is False). When every class folder is a TenGeoP-SARwv letter (F–O), the
+    classes take the TenGeoP names (``F_pure_ocean_waves`` …, same order), and ``root`` may
+    be the folder above ``GeoTIFF``. GeoTIFF/PNG are read through GDAL, ``.npy`` as (H, W) or
     (C, H, W) arrays; complex values become amplitudes. Files whose name starts with a dot
     (e.g. rasters still being written) are ignored.
 
@@ -99,13 +126,16 @@ class RasterFolderDataset:
     of their crop.
 
     ``dataset[i]`` is ``(tensor float32 (C, size, size), label, (min, max))``: a random crop,
-    area-averaged to ``size``, min-max normalised to ``normalise``; (min, max) are the
-    coefficients that undo the normalisation. Crops are a pure function of
-    (seed, epoch, index); :meth:`set_epoch` draws new crops for the next epoch.
+    area-averaged to ``size``, with ``decibels`` converted by :func:`to_decibels` (after the
+    average: speckle is averaged in power, as multilooking does), min-max normalised to
+    ``normalise``; (min, max) are the coefficients that undo the normalisation (in dB with
+    ``decibels``). Crops are a pure function of (seed, epoch, index); :meth:`set_epoch`
+    draws new crops for the next epoch.
     """
 
     def __init__(self, root: str | os.PathLike, crop: int = 256, size: int = 128, normalise: str = "[0,1]",
-                 seed: int = 0, extensions: Iterable[str] = DEFAULT_EXTENSIONS):
+                 seed: int = 0, extensions: Iterable[str] = DEFAULT_EXTENSIONS, decibels: bool = False,
+                 decibel_floor: float = DECIBEL_FLOOR):
         for name, value in (("crop", crop), ("size", size)):
             if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
                 raise InsarMlError(f"{name} must be a positive integer number of pixels, got {value!r}.")
@@ -115,10 +145,12 @@ class RasterFolderDataset:
         self.crop, self.size, self.seed, self.epoch = int(crop), int(size), int(seed), 0
         self._target = _target_range(normalise)
         self._weights = area_weights(self.crop, self.size)
+        self.decibels, self.decibel_floor = bool(decibels), float(decibel_floor)
         self.root = Path(root)
         if not self.root.is_dir():
             raise InsarMlError(f"Dataset folder {self.root} does not exist. Choose the folder that holds "
                                "the class subfolders (or the rasters themselves).")
+        self.root = dataset_root(self.root)
         suffixes = {e.lower() if e.startswith(".") else f".{e.lower()}" for e in extensions}
 
         def rasters(folder: Path) -> list[Path]:
@@ -132,6 +164,8 @@ class RasterFolderDataset:
         if not self.labelled:
             classes = [(self.root.name, rasters(self.root))]
         self.class_names = [name for name, _ in classes]
+        if self.labelled and all(name in TENGEOP_NAMES for name in self.class_names):
+            self.class_names = [TENGEOP_NAMES[name] for name in self.class_names]
         self.files: list[Path] = []
         self.labels: list[int] = []
         self.skipped: list[tuple[Path, str]] = []
@@ -172,7 +206,9 @@ class RasterFolderDataset:
         """Draw new crops: without this every epoch would see the same ones."""
         self.epoch = int(epoch)
 
-    def __getitem__(self, index: int) -> tuple[torch.Tensor, int, tuple[float, float]]:
+    def scene(self, index: int) -> np.ndarray:
+        """(C, size, size) float64: this epoch's random crop of scene ``index``, area-averaged,
+        in the file's own units (no decibels yet), no-data filled with the crop's mean."""
         rows, cols = self._shapes[index]
         rng = np.random.default_rng([self.seed, self.epoch, index])
         row0, col0 = int(rng.integers(0, rows - self.crop + 1)), int(rng.integers(0, cols - self.crop + 1))
@@ -180,7 +216,19 @@ class RasterFolderDataset:
         invalid = ~np.isfinite(block)
         if invalid.any():
             block[invalid] = np.mean(block[~invalid]) if not invalid.all() else 0.0
-        scaled, lo, hi = min_max_scale(self._weights @ block @ self._weights.T, self._target)
+        return self._weights @ block @ self._weights.T
+
+    def in_units(self, values: np.ndarray, index: int) -> np.ndarray:
+        """``values`` of scene ``index`` in the units the model learns: decibels or unchanged."""
+        if not self.decibels:
+            return values
+        if np.all(values < 0):
+            raise InsarMlError(f"{self.files[index]} holds only negative values, so it is not linear backscatter: "
+                               "it looks like it is in dB already. Train without the decibel option.")
+        return to_decibels(values, self.decibel_floor)
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, int, tuple[float, float]]:
+        scaled, lo, hi = min_max_scale(self.in_units(self.scene(index), index), self._target)
         self._coefficients[(self.epoch, index)] = (lo, hi)
         return torch.from_numpy(scaled.astype(np.float32)), self.labels[index], (lo, hi)
 

@@ -19,6 +19,7 @@ import numpy as np
 
 from ..errors import InsarMlError
 from ..progress import Progress, SilentProgress, check_cancel
+from .sar_ocean import SarOceanScenes
 
 WAVELENGTH = 0.0555  # m, Sentinel-1 C band
 POISSON = 0.25
@@ -31,7 +32,7 @@ LOS_ENU = np.array([-np.sin(_INC) * np.sin(_LOOK), -np.sin(_INC) * np.cos(_LOOK)
 
 MIN_SIZE = 16
 SOURCE_TYPES = ("no_deformation", "point_source", "fault", "dike", "sill")
-DATASETS = ("interferograms", "deformation")
+DATASETS = ("interferograms", "deformation", "sar")
 
 TURBULENCE_BETA = 8.0 / 3.0  # Kolmogorov-like spectrum of the wet delay
 DEM_BETA = 3.5  # typical of natural topography
@@ -319,25 +320,38 @@ class NoisyDeformationScenes(_SyntheticScenes):
         super().__init__(size, seed, classes, pixel_spacing)
 
 
+def builtin_scenes(dataset: str, size: int, seed: int = 0
+                   ) -> SyntheticInterferograms | NoisyDeformationScenes | SarOceanScenes:
+    """The scene generator of a built-in dataset: InSAR phase (§3.2, §3.3) or Sentinel-1
+    wave-mode σ0 in the TenGeoP classes (§3.1, :mod:`.sar_ocean`)."""
+    if dataset not in DATASETS:
+        raise InsarMlError(f"Unknown synthetic dataset {dataset!r}; choose one of {', '.join(DATASETS)}.")
+    if dataset == "sar":
+        return SarOceanScenes(size=size, seed=seed)
+    return (SyntheticInterferograms if dataset == "interferograms" else NoisyDeformationScenes)(size=size, seed=seed)
+
+
 def write_synthetic_dataset(dataset: str, folder: str | os.PathLike, size: int, count: int, seed: int = 0,
                             wrapped: bool = False, progress: Progress | None = None) -> dict[str, int]:
     """Write samples 0..count-1 as ``<folder>/<class>/<index:05d>.tif`` and return the count per class.
 
     Layout: the class-subfolder layout :class:`RasterFolderDataset` reads. Band 1 is the
     unwrapped phase [rad]; with ``wrapped`` band 2 is its wrapped phase, so a pair for
-    unwrapping never gets separated. Pixel grid without georeference. Each file appears
-    whole or not at all; a cancel keeps the files finished before it.
+    unwrapping never gets separated. For ``sar`` band 1 is σ0 (linear) and the subfolders
+    are the TenGeoP classes (``F_pure_ocean_waves`` ...). Pixel grid without georeference.
+    Each file appears whole or not at all; a cancel keeps the files finished before it.
     """
     # GDAL only here: the scenes themselves are generated on training servers without it.
     from ..raster_io import GridInfo, provenance, write_whole_raster
     from ..simulation_io import PIXEL_GRID_GEOTRANSFORM
 
-    if dataset not in DATASETS:
-        raise InsarMlError(f"Unknown synthetic dataset {dataset!r}; choose one of {', '.join(DATASETS)}.")
     if isinstance(count, bool) or not isinstance(count, (int, np.integer)) or count < 1:
         raise InsarMlError(f"The number of samples must be a positive integer, got {count!r}.")
+    scenes = builtin_scenes(dataset, size, seed)
+    if wrapped and dataset == "sar":
+        raise InsarMlError("WRAPPED applies to the InSAR datasets only: SAR backscatter has no phase. "
+                           "Leave it off for the 'sar' dataset.")
     progress = progress or SilentProgress()
-    scenes = (SyntheticInterferograms if dataset == "interferograms" else NoisyDeformationScenes)(size=size, seed=seed)
     folder = Path(folder)
     try:
         for name in scenes.class_names[:count]:
@@ -352,9 +366,12 @@ def write_synthetic_dataset(dataset: str, folder: str | os.PathLike, size: int, 
     counts = dict.fromkeys(scenes.class_names, 0)
     for index in range(count):
         check_cancel(progress)
-        unwrapped, label = scenes.sample(index)
+        scene, label = scenes.sample(index)
         name = scenes.class_names[label]
-        bands = [("unwrapped phase [rad]", unwrapped)] + ([("wrapped phase [rad]", wrap(unwrapped))] if wrapped else [])
+        if dataset == "sar":
+            bands = [("NRCS sigma0 [linear]", scene)]
+        else:
+            bands = [("unwrapped phase [rad]", scene)] + ([("wrapped phase [rad]", wrap(scene))] if wrapped else [])
         write_whole_raster(folder / name / f"{index:05d}.tif", grid, bands,
                            {**meta, "INSARML_CLASS": name, "INSARML_LABEL": str(label), "INSARML_INDEX": str(index)},
                            progress)

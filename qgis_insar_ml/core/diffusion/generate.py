@@ -158,11 +158,13 @@ def back_project(high: np.ndarray, low: np.ndarray, iterations: int = BACK_PROJE
 
 
 def superresolve(pdm: LoadedPdm, image: np.ndarray, *, sampler: str = "dpm_solver++", steps: int = 20,
-                 seed: int = 0, options: dict | None = None, progress: Progress | None = None) -> np.ndarray:
+                 seed: int = 0, options: dict | None = None, class_label: int | None = None,
+                 progress: Progress | None = None) -> np.ndarray:
     """A 2× version of ``image`` (H, W) in its own units; no-data (NaN) stays no-data.
 
     The image is normalised with its own range, as the model was trained, and the result
-    mapped back with the same coefficients.
+    mapped back with the same coefficients. A class-conditional model (the paper's released
+    SAR super-resolution model is one) takes the scene's class: ``class_label``.
     """
     if not pdm.is_super_resolution:
         raise InsarMlError("This model is not a super-resolution model; choose one whose card says "
@@ -184,9 +186,61 @@ def superresolve(pdm: LoadedPdm, image: np.ndarray, *, sampler: str = "dpm_solve
     filled = np.where(valid, image, image[valid].mean())
     lo, hi = float(filled.min()), float(filled.max())
     low = normalise_with(filled, lo, hi)[None, None]
+    if pdm.config.num_classes is not None and class_label is None:
+        raise InsarMlError(f"{_file_name(pdm)} is class-conditional: super-resolve generated scenes with it "
+                           "(their class is known), or choose an unconditional super-resolution model.")
     high, _ = generate(pdm, 1, sampler=sampler, steps=steps, seed=seed, low_res=low, options=options,
-                       batch_size=1, progress=progress)
+                       batch_size=1, class_label=class_label if pdm.config.num_classes is not None else None,
+                       progress=progress)
     a, b = NORMALISED_RANGE
     result = back_project(lo + (high[0, 0].astype(np.float64) - a) * (hi - lo) / (b - a), filled)
     mask = np.repeat(np.repeat(valid, SR_SCALE, axis=0), SR_SCALE, axis=1)
     return np.where(mask, result, np.nan).astype(np.float32)
+
+
+def _file_name(pdm: LoadedPdm) -> str:
+    return pdm.path.name if pdm.path is not None else "the model"
+
+
+def check_cascade(base: LoadedPdm, sr: LoadedPdm) -> None:
+    """One clear error unless ``sr`` super-resolves exactly the scenes that ``base`` generates."""
+    if not sr.is_super_resolution:
+        raise InsarMlError(f"{_file_name(sr)} is not a super-resolution model (its card has no super_resolution "
+                           "section): choose one for SUPERRESOLUTION_MODEL, e.g. the shipped pdm_superres_2x.")
+    if base.config.in_channels != 1 or sr.config.low_res_channels != 1:
+        raise InsarMlError(f"The cascade super-resolves one-band scenes, but {_file_name(base)} makes "
+                           f"{base.config.in_channels} band(s) and {_file_name(sr)} takes "
+                           f"{sr.config.low_res_channels}. Choose one-band models.")
+    section = sr.card.get("super_resolution") or {}
+    scale = int(section.get("scale", SR_SCALE))
+    low_res = int(section.get("low_res_size") or sr.diffusion_settings.get("low_res_size")
+                  or sr.config.image_size // SR_SCALE)
+    size = base.config.image_size
+    if scale != SR_SCALE or low_res != size:
+        raise InsarMlError(f"{_file_name(sr)} super-resolves {low_res}×{low_res} scenes {scale}×, but "
+                           f"{_file_name(base)} generates {size}×{size} scenes. Choose a {SR_SCALE}× "
+                           f"super-resolution model trained on {size}-pixel low-resolution scenes (train-pdm "
+                           f"--super-resolution --image-size {SR_SCALE * size}), or generate without one.")
+
+
+def cascade_seed(seed: int, index: int) -> int:
+    """The super-resolution seed of sample ``index``: fixed by (SEED, index), independent of COUNT."""
+    return int(np.random.SeedSequence([int(seed), int(index)]).generate_state(1)[0])
+
+
+def superresolve_samples(pdm: LoadedPdm, samples: np.ndarray, labels: list[int] | None = None, *,
+                         sampler: str = "dpm_solver++", steps: int = 20, seed: int = 0, options: dict | None = None,
+                         progress: Progress | None = None) -> np.ndarray:
+    """Generated samples (N, 1, h, w) at twice the resolution, in their own units, one by one.
+
+    Each goes through :func:`superresolve`, as a raster does in ``pdm_superresolve``, so its
+    2×2 means equal the sample exactly; sample ``index`` is seeded with :func:`cascade_seed` and, for a
+    class-conditional super-resolution model, conditioned on ``labels[index]``.
+    """
+    progress = progress or SilentProgress()
+    count = len(samples)
+    high = [superresolve(pdm, sample[0], sampler=sampler, steps=steps, seed=cascade_seed(seed, index),
+                         options=options, class_label=None if labels is None else labels[index],
+                         progress=SubProgress(progress, 100.0 * index / count, 100.0 / count))
+            for index, sample in enumerate(samples)]
+    return np.stack(high)[:, None]

@@ -7,16 +7,25 @@ Two kinds of file load here, and both are read as data, never as code:
    "classes": [...] | null, ...}``.
 2. A checkpoint of the PDM paper's training code (the improved-diffusion lineage):
    ``model*.pt`` or ``ema_*.pt``, a plain ``state_dict``, with the ``metadata.json`` that
-   the training script wrote in the same folder.  It is opened with
+   the training script wrote in the same folder (the released models, e.g. the paper's
+   ``SAR_lowres_128_cond_sigma_2000`` and ``SAR_superres_128_to_256_cond_sigma_2000``,
+   may name it otherwise: the folder's only ``.json`` is taken then, as the paper's
+   sampling scripts do).  It is opened with
    ``torch.load(..., weights_only=True)`` only: that unpickler rebuilds tensors and
    refuses every other object, so a file carrying an executable payload is rejected
    without running it.  The architecture is rebuilt from ``metadata.json`` exactly as the
    reference ``script_util.create_model`` does, and the weights must fit it key for key.
+   A super-resolution checkpoint (``image_size_lr`` in the metadata, the reference
+   ``SuperResModel``) gets the low-resolution input channels.  Reference metadata holds no
+   class names: a 10-class SAR model (its training folder or run folder says SAR or
+   TenGeoP) gets the TenGeoP-SARwv names, the labels being the sorted letters F–O as the
+   reference data loader numbers them; other conditional models get "class 0", "class 1"…
 """
 from __future__ import annotations
 
 import os
 import pickle
+import re
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,6 +33,7 @@ from typing import Any
 
 import torch
 
+from ..datasets.sar_ocean import TENGEOP_CLASSES, tengeop_folder_name
 from ..errors import InsarMlError
 from ..model_files import card_path, load_weights, read_card, read_json, save_with_card
 from .gaussian_diffusion import GaussianDiffusion
@@ -47,6 +57,8 @@ REFERENCE_DEFAULTS: dict[str, Any] = {
     "output_type": "epsilon", "rescale_timesteps": True, "use_scale_shift_norm": True,
 }
 REFERENCE_REQUIRED = ("image_size", "num_input_channels", "num_model_channels", "num_res_blocks")
+# "sar" as a word of a path or run name ("SAR_lowres…", "sar_tengeop/train"), not inside "insar"
+SAR_HINT = re.compile(r"tengeop|(?<![a-z])sar(?![a-z])", re.IGNORECASE)
 
 
 @dataclass
@@ -263,6 +275,29 @@ def _torch_load_weights_only(path: Path) -> Any:
         raise InsarMlError(corrupt.format(first[:200])) from None
 
 
+def reference_class_names(meta: dict[str, Any], config: UNetConfig, run_folder: str = "") -> list[str] | None:
+    """Class names for a reference checkpoint, whose metadata numbers classes but does not name them."""
+    if config.num_classes is None:
+        return None
+    hints = " ".join(str(meta.get(key) or "") for key in ("data_train_dir", "data_val_dir")) + " " + run_folder
+    if config.num_classes == len(TENGEOP_CLASSES) and SAR_HINT.search(hints):
+        return [tengeop_folder_name(letter, name) for letter, name in TENGEOP_CLASSES]
+    return [f"class {label}" for label in range(config.num_classes)]
+
+
+def _reference_metadata_file(weights: Path) -> Path:
+    """``metadata.json`` beside the checkpoint, or else the folder's only JSON file."""
+    meta_file = weights.parent / REFERENCE_METADATA
+    if meta_file.is_file():
+        return meta_file
+    others = sorted(weights.parent.glob("*.json"))
+    if len(others) == 1:
+        return others[0]
+    found = f" ({len(others)} JSON files there: {', '.join(p.name for p in others[:4])})" if others else ""
+    raise InsarMlError(f"{weights.name} has no {REFERENCE_METADATA} beside it{found}, so its architecture is "
+                       f"unknown. Copy the {REFERENCE_METADATA} written by the training run into {weights.parent}.")
+
+
 def _load_reference(weights: Path, device: str | torch.device) -> LoadedPdm:
     name = weights.name
     if name.startswith("opt"):
@@ -270,22 +305,25 @@ def _load_reference(weights: Path, device: str | torch.device) -> LoadedPdm:
                            "ema_*.pt checkpoint (the EMA one usually samples best).")
     if not weights.is_file():
         raise InsarMlError(f"Checkpoint not found: {weights}.")
-    meta_file = weights.parent / REFERENCE_METADATA
-    if not meta_file.is_file():
-        raise InsarMlError(f"{name} has no {REFERENCE_METADATA} beside it, so its architecture is unknown. "
-                           f"Copy the {REFERENCE_METADATA} written by the training run into {weights.parent}.")
+    meta_file = _reference_metadata_file(weights)
     meta = read_json(meta_file, "training metadata")
-    config, diffusion = config_from_reference_metadata(meta, f"{REFERENCE_METADATA} of {name}")
+    config, diffusion = config_from_reference_metadata(meta, f"{meta_file.name} of {name}")
     state = _torch_load_weights_only(weights)
     if not isinstance(state, dict) or not all(isinstance(k, str) and isinstance(v, torch.Tensor)
                                               for k, v in state.items()):
         raise InsarMlError(f"{name} is not a plain state_dict (a mapping of names to tensors). "
                            "Choose a model*.pt or ema_*.pt checkpoint of the training code.")
     model = _build_and_fill(config, state, weights)
+    classes = reference_class_names(meta, config, weights.parent.name)
     card = {"format": CARD_FORMAT, "kind": KIND, "unet": config.to_dict(), "diffusion": diffusion,
-            "classes": None, "source": SOURCE_REFERENCE, "converted_from": name,
+            "classes": classes, "source": SOURCE_REFERENCE, "converted_from": f"{weights.parent.name}/{name}",
+            "training": {"data": f"reference code, {meta.get('num_epochs', '?')} epochs of "
+                                 f"{meta.get('data_train_dir') or 'unknown data'}"},
             "reference_metadata": meta}
-    return LoadedPdm(model.to(device).eval(), config, diffusion, None, card, SOURCE_REFERENCE, weights)
+    if config.low_res_channels:
+        card["super_resolution"] = {"scale": config.image_size // diffusion["low_res_size"],
+                                    "low_res_size": diffusion["low_res_size"]}
+    return LoadedPdm(model.to(device).eval(), config, diffusion, classes, card, SOURCE_REFERENCE, weights)
 
 
 # --------------------------------------------------------------------------- common

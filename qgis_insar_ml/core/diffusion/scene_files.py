@@ -63,7 +63,26 @@ def placement(rows: int, cols: int, *, extent: tuple[float, float, float, float]
                                  0.0, -pixel_size), crs_wkt)
 
 
-def check_wrapping(rescaled: bool, wrapped: bool) -> None:
+def superresolved_grid(grid: GridInfo) -> GridInfo:
+    """The grid of a 2× super-resolved raster: the same extent and CRS, half the pixel size."""
+    gt = grid.geotransform or PIXEL_GRID_GEOTRANSFORM
+    return GridInfo(grid.width * SR_SCALE, grid.height * SR_SCALE,
+                    (gt[0], gt[1] / SR_SCALE, gt[2] / SR_SCALE, gt[3], gt[4] / SR_SCALE, gt[5] / SR_SCALE),
+                    grid.crs_wkt)
+
+
+QUANTITIES = {"rad": "unwrapped phase", "dB": "SAR backscatter σ0"}
+
+
+def physical_units(card: dict) -> str:
+    """What RESCALE maps a model's samples to: dB for SAR backscatter models (their card says so), else radians."""
+    return "dB" if (card.get("normalisation") or {}).get("units") == "dB" else "rad"
+
+
+def check_wrapping(rescaled: bool, wrapped: bool, units: str = "rad") -> None:
+    if wrapped and units != "rad":
+        raise InsarMlError(f"WRAPPED adds a wrapped phase, but this model generates {QUANTITIES[units]} in "
+                           f"{units}. Untick WRAPPED.")
     if wrapped and not rescaled:
         raise InsarMlError("WRAPPED needs RESCALE: wrapping is defined on phases in radians, and unrescaled "
                            "samples are in the model's normalised units. Tick RESCALE too.")
@@ -71,17 +90,19 @@ def check_wrapping(rescaled: bool, wrapped: bool) -> None:
 
 def write_samples(folder: str | os.PathLike, samples: np.ndarray, labels: list[int] | None,
                   classes: list[str] | None, grid: GridInfo, *, rescaled: bool, wrapped: bool,
-                  parameters: dict, model: str, prefix: str = "pdm",
+                  parameters: dict, model: str, prefix: str = "pdm", physical: str = "rad",
                   progress: Progress | None = None) -> list[Path]:
-    """Write each sample (N, 1, H, W) as its own GeoTIFF; returns the paths in sample order."""
-    check_wrapping(rescaled, wrapped)
+    """Write each sample (N, 1, H, W) as its own GeoTIFF; returns the paths in sample order.
+
+    ``physical``: the units of rescaled samples (:func:`physical_units` of the model's card)."""
+    check_wrapping(rescaled, wrapped, physical)
     progress = progress or SilentProgress()
     folder = Path(folder)
     try:
         folder.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise InsarMlError(f"Cannot create the output folder {folder}: {exc.strerror}. Pick a writable folder.") from None
-    units = "rad" if rescaled else "normalised [-1, 1]"
+    units = physical if rescaled else "normalised [-1, 1]"
     meta = {**provenance("insarml:pdm_generate", parameters, model), "INSARML_UNITS": units}
     paths = []
     for index, sample in enumerate(samples):
@@ -89,7 +110,7 @@ def write_samples(folder: str | os.PathLike, samples: np.ndarray, labels: list[i
         name = classes[labels[index]] if labels is not None and classes else "sample"
         label_meta = {"INSARML_CLASS": name, "INSARML_LABEL": str(labels[index])} if labels is not None else {}
         values = sample[0]
-        bands = [(f"generated {'unwrapped phase' if rescaled else 'scene'} [{units}]", values)]
+        bands = [(f"generated {QUANTITIES[physical] if rescaled else 'scene'} [{units}]", values)]
         if wrapped:
             bands.append(("wrapped phase [rad]", wrap(values)))
         path = folder / f"{prefix}_{index:04d}_{name}.tif"
@@ -109,11 +130,8 @@ def superresolve_raster(pdm: LoadedPdm, source: str, output: str | os.PathLike, 
     values, valid = raster.read(Window(0, 0, grid.height, grid.width))
     high = superresolve(pdm, np.where(valid, values, np.nan), sampler=sampler, steps=steps, seed=seed,
                         options=options, progress=SubProgress(progress, 0, 95))
-    gt = grid.geotransform or PIXEL_GRID_GEOTRANSFORM
-    high_gt = (gt[0], gt[1] / SR_SCALE, gt[2] / SR_SCALE, gt[3], gt[4] / SR_SCALE, gt[5] / SR_SCALE)
     meta = provenance("insarml:pdm_superresolve", {"INPUT": source, "SAMPLER": sampler, "STEPS": steps,
                                                     "SEED": seed}, model)
-    return write_whole_raster(output, GridInfo(grid.width * SR_SCALE, grid.height * SR_SCALE, high_gt,
-                                               grid.crs_wkt),
+    return write_whole_raster(output, superresolved_grid(grid),
                               [(f"super-resolved {raster.dataset.GetRasterBand(1).GetDescription() or 'band 1'}",
                                 high)], meta, SubProgress(progress, 95, 5))

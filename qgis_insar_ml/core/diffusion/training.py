@@ -40,6 +40,7 @@ class PdmTrainSettings:
     super_resolution: bool = False               # learn 2× super-resolution (conditioned on image_size/2)
     crop: int | None = None                      # super-resolution: train on crops of this size
     folder_crop: int | None = None               # folder datasets: crop this, then area-average to image_size
+    decibels: bool = False                       # folder datasets of SAR σ0: learn 10·log10 of the averages
     class_conditional: bool = True
     label_dropout: float = 0.1                   # share of null labels: classifier-free guidance
     model_channels: int = 32
@@ -188,7 +189,7 @@ def train_pdm(settings: PdmTrainSettings, progress: Progress | None = None,
     device = pick_device(settings.device, rank)
     torch.manual_seed(settings.seed + rank)
     data = pdm_data(settings.dataset, settings.image_size, settings.seed, settings.super_resolution,
-                    settings.crop, settings.folder_crop)
+                    settings.crop, settings.folder_crop, settings.decibels)
     classes = data.classes if settings.class_conditional and not settings.super_resolution else None
     try:
         config = settings.unet_config(len(classes) if classes else None)
@@ -288,6 +289,7 @@ def _card(settings: PdmTrainSettings, data, classes: list[str] | None, ranges: _
         "classes": classes,
         "sample_size": settings.image_size,
         "normalisation": {"range": list(NORMALISED_RANGE), "per_sample": True,
+                          "units": "dB" if data.decibels else "as the data",
                           "coefficients": ranges.kept if classes else {"all": ranges.kept[ranges.names[0]]}},
         "training": {"data": data.describe(), "steps": steps, "final_validation_loss": last_val,
                      "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"), **hyper},
