@@ -211,3 +211,6 @@ def test_released_models_run_as_a_cascade_with_the_class_passed_to_the_super_res
     assert not np.allclose(other, high[0, 0])
     with pytest.raises(InsarMlError, match="class-conditional"):
         superresolve(sr, low[0, 0], steps=2)
+    # a conditional super-resolution model must share the base model's classes, checked before any sampling
+    with pytest.raises(InsarMlError, match="class-conditional, with classes"):
+        check_cascade(replace(base, classes=[f"other {i}" for i in range(10)]), sr)

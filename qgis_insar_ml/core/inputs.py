@@ -54,16 +54,16 @@ class InterferogramSource:
         if amplitude_reference:
             self._amp1 = InputRaster(amplitude_reference, "AMPLITUDE_REFERENCE", "real",
                                      label=labels.get(amplitude_reference))
-            self._amp2 = InputRaster(amplitude_secondary, "AMPLITUDE_SECONDARY", "real",
-                                     label=labels.get(amplitude_secondary))
+            # one file for both (HyP3's _amp, ISCE2's geometric mean): opened, checked and read once
+            self._amp2 = self._amp1 if amplitude_secondary == amplitude_reference else InputRaster(
+                amplitude_secondary, "AMPLITUDE_SECONDARY", "real", label=labels.get(amplitude_secondary))
         self.coherence_raster: InputRaster | None = (
             InputRaster(coherence, "COHERENCE", "real", label=labels.get(coherence)) if coherence else None)
-        rasters = [r for r in (self._ifg, self._slc1, self._slc2, self._amp1, self._amp2, self.coherence_raster)
-                   if r is not None]
+        rasters = list(dict.fromkeys(r for r in (self._ifg, self._slc1, self._slc2, self._amp1, self._amp2,
+                                                 self.coherence_raster) if r is not None))
         self.grid: GridInfo = check_same_grid(rasters)
-        for amplitude in (self._slc1, self._slc2, self._amp1, self._amp2):
-            if amplitude is not None:
-                amplitude.refuse_zero_amplitude()
+        for amplitude in dict.fromkeys(a for a in (self._slc1, self._slc2, self._amp1, self._amp2) if a is not None):
+            amplitude.refuse_zero_amplitude()
 
     @property
     def has_amplitudes(self) -> bool:
@@ -75,7 +75,8 @@ class InterferogramSource:
         pair = (self._amp1, self._amp2) if self._amp1 is not None else (self._slc1, self._slc2)
         if pair[0] is None:
             raise InsarMlError("These inputs carry no amplitudes (give the SLCs or both amplitude rasters).")
-        return pair[0].read_sample(max_pixels), pair[1].read_sample(max_pixels)
+        first = pair[0].read_sample(max_pixels)
+        return first, first if pair[1] is pair[0] else pair[1].read_sample(max_pixels)
 
     def read(self, window: Window) -> InterferogramBlock:
         p1 = p2 = None
@@ -90,7 +91,7 @@ class InterferogramSource:
             ifg = np.exp(1j * values) if self._ifg.is_phase_only else values
         if self._amp1 is not None:
             a1, va1 = self._amp1.read(window)
-            a2, va2 = self._amp2.read(window)
+            a2, va2 = (a1, va1) if self._amp2 is self._amp1 else self._amp2.read(window)
             valid = valid & va1 & va2
             p1, p2 = a1.astype(np.float32) ** 2, a2.astype(np.float32) ** 2
             if self._ifg is not None and self._ifg.is_phase_only:

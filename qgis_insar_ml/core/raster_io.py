@@ -12,6 +12,7 @@ and renames it over the destination. A full disk or a read-only folder is an
 """
 from __future__ import annotations
 
+import glob
 import json
 import os
 import shutil
@@ -39,6 +40,8 @@ STREAMING_CACHE_BYTES = 128 * 2**20
 PLUGIN_VERSION_KEY = "INSARML_VERSION"
 # Output GeoTIFF blocks (square, in pixels).
 OUTPUT_BLOCK = 256
+# An output is written as ".<stem>.<pid>-<id>.partial.tif" beside its destination until it is complete.
+PARTIAL_SUFFIX = ".partial.tif"
 # A write that fails with less than this left on its disk is reported as a full disk.
 FULL_DISK_BYTES = 2**20
 # Input checks (phase units, zero amplitude) look at this many sampled pixels.
@@ -376,7 +379,7 @@ class OutputRaster:
             raise _write_error(self.path, "the folder is not writable")
         self.bands = list(bands)
         self.grid = grid
-        self._partial_path = self.path.parent / f".{self.path.stem}.{os.getpid()}-{id(self):x}.partial.tif"
+        self._partial_path = self.path.parent / f".{self.path.stem}.{os.getpid()}-{id(self):x}{PARTIAL_SUFFIX}"
         is_complex = any(b.complex_values for b in self.bands)
         self._dtype = np.dtype(np.complex64 if is_complex else np.float32)
         # never-written pixels read as no-data (NaN) in real outputs, as 0 in complex ones
@@ -498,6 +501,13 @@ class OutputRaster:
         if getattr(self, "_ds", None) is not None:
             self._close()  # on a full disk this fails too; the file goes either way
         self._partial_path.unlink(missing_ok=True)
+
+
+def remove_stale_partials(path: str | os.PathLike) -> None:
+    """Remove the hidden files of outputs to ``path`` that a killed run left (a failure or cancel removes its own)."""
+    path = Path(path)
+    for leftover in path.parent.glob(f".{glob.escape(path.stem)}.*{PARTIAL_SUFFIX}"):
+        leftover.unlink(missing_ok=True)
 
 
 class _PartialBlock:

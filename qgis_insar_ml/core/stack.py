@@ -15,7 +15,6 @@ pairs are also assembled, at the end, into one HDF5 stack laid out like the inpu
 """
 from __future__ import annotations
 
-import glob
 import importlib.util
 import json
 import os
@@ -34,6 +33,7 @@ from .errors import Cancelled, InsarMlError
 from .filters import DEFAULT_COHERENCE_WINDOW, boxcar, goldstein
 from .inputs import InterferogramSource
 from .progress import Progress, SilentProgress
+from .raster_io import remove_stale_partials
 
 if TYPE_CHECKING:
     from .products import ProductPair
@@ -233,8 +233,7 @@ def _made_by(outputs: PairOutputs, algorithm: str, expected: dict) -> bool | str
 def _remove_leftovers(outputs: PairOutputs) -> None:
     """Hidden temporary files of these outputs, left by a run that was killed (a cancel removes its own)."""
     for path in (outputs.phase, outputs.coherence):
-        for leftover in path.parent.glob(f".{glob.escape(path.stem)}.*.tif"):
-            leftover.unlink(missing_ok=True)
+        remove_stale_partials(path)
 
 
 def plan_jobs(pairs: Sequence[ProductPair], inputs: str | Sequence[str],
@@ -374,7 +373,10 @@ def _local_workers(workers: int | None, stack_filter: StackFilter, pairs: int,
     whose runtime already uses every core; the classical filters one per core.
     """
     deepinsar = stack_filter.method == "deepinsar"
-    gpus = gpu_count() if deepinsar and stack_filter.device in ("auto", "cuda") else 0
+    from .deepinsar.cpu_runtime import cpu_without_torch  # decides "no GPU" without importing torch into QGIS
+
+    gpus = (gpu_count() if deepinsar and stack_filter.device in ("auto", "cuda")
+            and not cpu_without_torch(stack_filter.device) else 0)
     if workers is None:
         workers = gpus or (1 if deepinsar else os.cpu_count() or 1)
         if min(workers, pairs) > 1 and importlib.util.find_spec("distributed") is None:

@@ -22,14 +22,14 @@ import torch
 from osgeo import gdal
 
 from ..errors import InsarMlError
-from .sar_ocean import TENGEOP_CLASSES, tengeop_folder_name
+from .sar_ocean import SAR_CLASS_NAMES, TENGEOP_CLASSES
 
 gdal.UseExceptions()
 
 NORMALISATIONS = {"[0,1]": (0.0, 1.0), "[-1,1]": (-1.0, 1.0)}
 DEFAULT_EXTENSIONS = (".tif", ".tiff", ".png", ".npy")
 TENGEOP_FOLDER = "geotiff"           # the release's top folder (any case), above the letter folders
-TENGEOP_NAMES = {letter: tengeop_folder_name(letter, name) for letter, name in TENGEOP_CLASSES}
+TENGEOP_NAMES = dict(zip((letter for letter, _ in TENGEOP_CLASSES), SAR_CLASS_NAMES))
 DECIBEL_FLOOR = -40.0                # dB: below any ocean σ0 Sentinel-1 resolves, above log10(0) = −∞
 
 

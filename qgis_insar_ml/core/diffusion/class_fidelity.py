@@ -191,7 +191,7 @@ def fidelity_report(classifier: SceneClassifier, images: Any, labels: Any) -> di
     """
     names = classifier.class_names
     codes = _label_codes(labels, names, "The intended labels")
-    if len(codes) != len(normalise_scenes(images)):
+    if len(codes) != len(images):
         raise InsarMlError(f"{len(codes)} labels for {len(images)} scenes; give one label per scene.")
     confusion = confusion_matrix(codes, classifier.predict(images), len(names))
     accuracy = per_class_accuracy(confusion)

@@ -211,6 +211,11 @@ def check_cascade(base: LoadedPdm, sr: LoadedPdm) -> None:
         raise InsarMlError(f"The cascade super-resolves one-band scenes, but {_file_name(base)} makes "
                            f"{base.config.in_channels} band(s) and {_file_name(sr)} takes "
                            f"{sr.config.low_res_channels}. Choose one-band models.")
+    if sr.config.num_classes is not None and list(sr.classes or []) != list(base.classes or []):
+        raise InsarMlError(f"{_file_name(sr)} is class-conditional, with classes {sr.classes}, but "
+                           f"{_file_name(base)} generates {base.classes or 'no classes'}: each sample's class must "
+                           "mean the same to both. Choose a super-resolution model trained on the same classes, or "
+                           "an unconditional one.")
     section = sr.card.get("super_resolution") or {}
     scale = int(section.get("scale", SR_SCALE))
     low_res = int(section.get("low_res_size") or sr.diffusion_settings.get("low_res_size")

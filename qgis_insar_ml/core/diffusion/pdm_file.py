@@ -33,7 +33,7 @@ from typing import Any
 
 import torch
 
-from ..datasets.sar_ocean import TENGEOP_CLASSES, tengeop_folder_name
+from ..datasets.sar_ocean import SAR_CLASS_NAMES
 from ..errors import InsarMlError
 from ..model_files import card_path, load_weights, read_card, read_json, save_with_card
 from .gaussian_diffusion import GaussianDiffusion
@@ -280,8 +280,8 @@ def reference_class_names(meta: dict[str, Any], config: UNetConfig, run_folder: 
     if config.num_classes is None:
         return None
     hints = " ".join(str(meta.get(key) or "") for key in ("data_train_dir", "data_val_dir")) + " " + run_folder
-    if config.num_classes == len(TENGEOP_CLASSES) and SAR_HINT.search(hints):
-        return [tengeop_folder_name(letter, name) for letter, name in TENGEOP_CLASSES]
+    if config.num_classes == len(SAR_CLASS_NAMES) and SAR_HINT.search(hints):
+        return list(SAR_CLASS_NAMES)
     return [f"class {label}" for label in range(config.num_classes)]
 
 
