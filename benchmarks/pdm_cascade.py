@@ -1,7 +1,7 @@
 """128×128 interferograms from the cascade (shipped 64² PDM + shipped 2× super-resolution) against real ones.
 
 The cascade is what ``insarml:pdm_generate`` with SUPERRESOLVE does: class-balanced 64² samples
-from ``pdm_interferograms_64`` (SDE-DPM-Solver++, 20 steps), rescaled to radians, each
+from ``pdm_interferograms_64`` (SDE-DPM-Solver++, 20 steps, the card's guidance), rescaled to radians, each
 super-resolved by ``pdm_superres_2x`` (20 steps, back-projected onto the sample). The real set is
 held-out built-in 128² interferograms (indices never trained or validated on). As in
 pdm_samplers.py, every scene is stretched to [−1, 1] before its semivariogram is taken, and a
@@ -39,6 +39,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "benchmarks"))
 
+from pdm_class_fidelity import model_key  # noqa: E402
 from pdm_samplers import TEST_OFFSET, stretch  # noqa: E402
 from qgis_insar_ml.core.datasets.synthetic import SyntheticInterferograms  # noqa: E402
 from qgis_insar_ml.core.diffusion.data import downsample  # noqa: E402
@@ -47,6 +48,7 @@ from qgis_insar_ml.core.diffusion.evaluation import (  # noqa: E402
 from qgis_insar_ml.core.diffusion.generate import (  # noqa: E402
     check_cascade, generate, rescale_samples, superresolve_samples)
 from qgis_insar_ml.core.diffusion.pdm_file import load_pdm  # noqa: E402
+from qgis_insar_ml.core.model_files import recommended_guidance  # noqa: E402
 
 MODELS = REPO / "models"
 CHUNK = 8                                 # scenes per class in one seeded, separately cached chunk
@@ -86,6 +88,10 @@ def main() -> None:
     parser.add_argument("--real", type=int, default=400, help="held-out real 128² scenes (all classes)")
     parser.add_argument("--steps", type=int, default=20, help="base sampler steps (SDE-DPM-Solver++)")
     parser.add_argument("--sr-steps", type=int, default=20, help="super-resolution sampler steps")
+    parser.add_argument("--guidance", type=float, default=None,
+                        help="base classifier-free guidance (default: the card's recommended scale)")
+    parser.add_argument("--base-model", type=Path, default=MODELS / "pdm_interferograms_64.safetensors")
+    parser.add_argument("--sr-model", type=Path, default=MODELS / "pdm_superres_2x.safetensors")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=0, help="torch CPU threads (0 = torch's default)")
     parser.add_argument("--out", default=str(REPO / "docs" / "pdm_cascade.json"))
@@ -93,8 +99,10 @@ def main() -> None:
     if args.threads:
         torch.set_num_threads(args.threads)
 
-    base, sr = load_pdm(MODELS / "pdm_interferograms_64.safetensors"), load_pdm(MODELS / "pdm_superres_2x.safetensors")
+    base, sr = load_pdm(args.base_model), load_pdm(args.sr_model)
     check_cascade(base, sr)
+    guidance = args.guidance if args.guidance is not None else recommended_guidance(base.card)
+    base_key, sr_key = model_key(args.base_model), model_key(args.sr_model)
     classes = base.classes
     cache = REPO / "build" / "pdm_cascade"
     cache.mkdir(parents=True, exist_ok=True)
@@ -104,7 +112,8 @@ def main() -> None:
     own_real = np.stack([own.sample(TEST_OFFSET + k)[0] for k in range(args.real)]).astype(np.float64)
 
     def cascade(n: int, seed: int) -> dict:
-        samples, labels = generate(base, n * len(classes), sampler="dpm_solver++", steps=args.steps, seed=seed)
+        samples, labels = generate(base, n * len(classes), sampler="dpm_solver++", steps=args.steps, seed=seed,
+                                   guidance_scale=guidance)
         low = rescale_samples(base, samples, labels, seed)
         tic = time.perf_counter()
         high = superresolve_samples(sr, low, sampler="dpm_solver++", steps=args.sr_steps, seed=seed)
@@ -122,9 +131,9 @@ def main() -> None:
     for k, first in enumerate(range(0, args.per_class, CHUNK)):
         n, seed = min(CHUNK, args.per_class - first), args.seed + k
         total = n * len(classes)
-        chunks.append(cached(cache / f"cascade_s{seed}_n{total}_b{args.steps}_sr{args.sr_steps}.npz",
-                             lambda: cascade(n, seed)))
-        sr_chunks.append(cached(cache / f"sr_of_real_{seed}_{total}_sr{args.sr_steps}.npz",
+        name = f"cascade_{base_key}_{sr_key}_g{guidance:g}_s{seed}_n{total}_b{args.steps}_sr{args.sr_steps}.npz"
+        chunks.append(cached(cache / name, lambda: cascade(n, seed)))
+        sr_chunks.append(cached(cache / f"sr_of_real_{sr_key}_{seed}_{total}_sr{args.sr_steps}.npz",
                                 lambda: sr_of_real(first, n, seed)))
         print(f"chunk {k}: {total} scenes", flush=True)
     made = {key: np.concatenate([c[key] for c in chunks]) for key in ("low", "high", "labels")}
@@ -146,7 +155,7 @@ def main() -> None:
         print(f"{name:15s} {line}", flush=True)
 
     summary = {"command": "benchmarks/pdm_cascade.py " + " ".join(sys.argv[1:]),
-               "base_model": "pdm_interferograms_64", "sr_model": "pdm_superres_2x",
+               "base_model": args.base_model.stem, "sr_model": args.sr_model.stem, "guidance_scale": guidance,
                "sampler": "dpm_solver++ (SDE, eta 1, order 2, logSNR)", "base_steps": args.steps,
                "sr_steps": args.sr_steps, "per_class": args.per_class, "real": args.real,
                "cascade_seconds_per_scene": sum(float(c["seconds"]) for c in chunks) / count,

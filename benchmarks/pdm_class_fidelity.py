@@ -53,11 +53,30 @@ def real_scenes(data: SyntheticPdmData, offset: int, count: int) -> tuple[np.nda
             np.concatenate([p.labels.numpy() for p in parts]))
 
 
+def builtin_model(model: Path, dataset: str) -> tuple[LoadedPdm, SyntheticPdmData]:
+    """A class-conditional PDM and the built-in dataset it was trained on, or one clear error."""
+    pdm = load_pdm(model)
+    if not pdm.classes or pdm.is_super_resolution:
+        raise InsarMlError(f"{model.name} is not a class-conditional generative PDM; these benchmarks need one.")
+    data = pdm_data(dataset, pdm.config.image_size, int(pdm.card.get("training", {}).get("seed", 0)))
+    if not isinstance(data, SyntheticPdmData):
+        raise InsarMlError("These benchmarks draw held-out scenes from a built-in dataset; for a folder, generate "
+                           "scenes and compare them with insarml:pdm_evaluate, which reports the class fidelity.")
+    if list(data.classes) != list(pdm.classes):
+        raise InsarMlError(f"{model.name} has classes {pdm.classes} but the '{dataset}' dataset has "
+                           f"{data.classes}: give the dataset the model was trained on.")
+    CACHE.mkdir(parents=True, exist_ok=True)
+    return pdm, data
+
+
+def generator_version(data: SyntheticPdmData) -> str:
+    """The first scenes' bytes stand for the generator's version: a changed generator retrains the caches."""
+    return hashlib.sha256(real_scenes(data, CLASSIFIER_OFFSET, 10)[0].tobytes()).hexdigest()[:8]
+
+
 def cached_classifier(data: SyntheticPdmData, size: int, args: argparse.Namespace) -> SceneClassifier:
-    # the first scenes' bytes stand for the generator's version: a changed generator trains a new classifier
-    version = hashlib.sha256(real_scenes(data, CLASSIFIER_OFFSET, 10)[0].tobytes()).hexdigest()[:8]
-    name = (f"{data.dataset}_{size}_{version}_seed{data.seed}_n{args.train_scenes}_steps{args.classifier_steps}"
-            f"_s{args.seed}")
+    name = (f"{data.dataset}_{size}_{generator_version(data)}_seed{data.seed}_n{args.train_scenes}"
+            f"_steps{args.classifier_steps}_s{args.seed}")
     path = CACHE / f"classifier_{name}.safetensors"
     if path.is_file():
         print(f"classifier: {path.relative_to(REPO)} (cached)", flush=True)
@@ -98,6 +117,16 @@ def cached_samples(pdm: LoadedPdm, model: Path, guidance: float, args: argparse.
     return saved["samples"], saved["labels"], float(saved["seconds"])
 
 
+def update_card(model: Path, key: str, value: dict) -> None:
+    """Record ``value`` under ``key`` in the model's JSON card, keeping the card's own layout (a small diff)."""
+    card_file = model.with_suffix(".json")
+    text = card_file.read_text()
+    card = json.loads(text)
+    card[key] = value
+    second = text.splitlines()[1] if text.count("\n") else ""
+    card_file.write_text(json.dumps(card, indent=len(second) - len(second.lstrip()) or 1))
+
+
 def table(result: dict) -> str:
     classes = result["classes"]
     head = "| | " + " | ".join(classes) + " | mean | passes |\n|---|" + "---|" * (len(classes) + 2) + "\n"
@@ -136,17 +165,7 @@ def main() -> None:
     if args.threads:
         torch.set_num_threads(args.threads)
 
-    pdm = load_pdm(args.model)
-    if not pdm.classes or pdm.is_super_resolution:
-        raise InsarMlError(f"{args.model.name} is not a class-conditional generative PDM; class fidelity needs one.")
-    data = pdm_data(args.dataset, pdm.config.image_size, int(pdm.card.get("training", {}).get("seed", 0)))
-    if not isinstance(data, SyntheticPdmData):
-        raise InsarMlError("This benchmark draws held-out scenes from a built-in dataset; for a folder, generate "
-                           "scenes and compare them with insarml:pdm_evaluate, which reports the class fidelity.")
-    if list(data.classes) != list(pdm.classes):
-        raise InsarMlError(f"{args.model.name} has classes {pdm.classes} but the '{args.dataset}' dataset has "
-                           f"{data.classes}: give the dataset the model was trained on.")
-    CACHE.mkdir(parents=True, exist_ok=True)
+    pdm, data = builtin_model(args.model, args.dataset)
     classifier = cached_classifier(data, pdm.config.image_size, args)
     test, test_labels = real_scenes(data, CEILING_OFFSET, args.test_scenes)
     result = {"command": "benchmarks/pdm_class_fidelity.py " + " ".join(sys.argv[1:]),
@@ -170,13 +189,8 @@ def main() -> None:
     args.output.parent.mkdir(parents=True, exist_ok=True)
     args.output.write_text(json.dumps(merged, indent=1))
     if args.update_card:
-        card_file = args.model.with_suffix(".json")
-        text = card_file.read_text()
-        card = json.loads(text)
-        card["class_fidelity"] = {key: result[key] for key in ("command", "sampler", "steps", "ceiling", "rows")}
-        second = text.splitlines()[1] if text.count("\n") else ""
-        indent = len(second) - len(second.lstrip()) or 1              # keep the card's own layout: a small diff
-        card_file.write_text(json.dumps(card, indent=indent))
+        update_card(args.model, "class_fidelity",
+                    {key: result[key] for key in ("command", "sampler", "steps", "ceiling", "rows")})
 
 
 if __name__ == "__main__":

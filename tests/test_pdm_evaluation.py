@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 
+import matplotlib.image
 import numpy as np
 import pytest
 import torch
@@ -275,5 +276,8 @@ def test_evaluate_sets_is_json_and_plots(encoder_and_data, tmp_path):
     assert evaluate_sets(real[:, 0], real[:, 0])["channels"][0]["semivariogram"]["distance"] == 0.0
     png = plot_evaluation(result, tmp_path / "plots" / "evaluation.png")
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 10_000
+    per_class = {**result, "channels": result["channels"] * 2}        # one row per class, as pdm_per_class.py
+    rows = plot_evaluation(per_class, tmp_path / "per_class.png", row_titles=["F", "G"], value_label="dB")
+    assert matplotlib.image.imread(rows).shape[0] == 2 * matplotlib.image.imread(png).shape[0]
     with pytest.raises(InsarMlError):
         evaluate_sets(real, generated[:, :, :8])

@@ -44,15 +44,17 @@ QUADRATIC_RAMP_PROBABILITY = 0.3
 NOISE_SIGMA = (0.1, 0.8)  # rad, decorrelation noise
 
 # Source geometry as fractions of the scene extent, so a 32-pixel and a 128-pixel scene
-# of the same footprint hold the same kind of signal. Displacements in metres.
-_POINT_SOURCE = {"depth": (0.1, 0.3), "uplift": (0.01, 0.1)}
+# of the same footprint hold the same kind of signal. Displacements in metres. The lower
+# bounds keep every class recognisable under the atmosphere (a classifier tells 85 % of the
+# scenes apart; with 1 cm uplift, 5 cm slip and deep sills it was 71 %: README, Class fidelity).
+_POINT_SOURCE = {"depth": (0.1, 0.3), "uplift": (0.03, 0.1)}
 _DISLOCATIONS = {
-    "fault": {"dip": (30.0, 90.0), "rake": (-180.0, 180.0), "slip": (0.05, 0.5), "opening": (0.0, 0.0),
+    "fault": {"dip": (30.0, 90.0), "rake": (-180.0, 180.0), "slip": (0.15, 0.5), "opening": (0.0, 0.0),
               "length": (0.15, 0.4), "width": (0.1, 0.25), "top": (0.01, 0.1), "signed": False},
     "dike": {"dip": (70.0, 90.0), "rake": (0.0, 0.0), "slip": (0.0, 0.0), "opening": (0.1, 1.0),
              "length": (0.1, 0.3), "width": (0.05, 0.15), "top": (0.01, 0.08), "signed": False},
     "sill": {"dip": (0.0, 10.0), "rake": (0.0, 0.0), "slip": (0.0, 0.0), "opening": (0.05, 0.4),
-             "length": (0.1, 0.3), "width": (0.1, 0.3), "top": (0.08, 0.2), "signed": True},
+             "length": (0.1, 0.3), "width": (0.1, 0.3), "top": (0.03, 0.1), "signed": True},
 }
 _VERTICAL_COS = 3e-5  # below, the 1/cos(dip) terms of eq. 28 lose more digits than the vertical limit (eq. 29) is off
 

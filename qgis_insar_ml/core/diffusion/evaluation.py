@@ -505,8 +505,12 @@ def evaluate_sets(real: Any, generated: Any, encoder: FeatureEncoder | None = No
     return result
 
 
-def plot_evaluation(result: dict[str, Any], path_png: str | os.PathLike) -> Path:
-    """One row per channel: semivariograms (real 95 % band + means), radial spectra, histograms."""
+def plot_evaluation(result: dict[str, Any], path_png: str | os.PathLike, row_titles: list[str] | None = None,
+                    value_label: str = "value") -> Path:
+    """One row per channel: semivariograms (real 95 % band + means), radial spectra, histograms.
+
+    ``row_titles`` name the rows when they are not channels (one class per row, say).
+    """
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
@@ -517,27 +521,29 @@ def plot_evaluation(result: dict[str, Any], path_png: str | os.PathLike) -> Path
     fig = Figure(figsize=(13, 3.6 * len(channels)), layout="constrained")
     FigureCanvasAgg(fig)
     axes = fig.subplots(len(channels), 3, squeeze=False)
-    for row, stats in zip(axes, channels):
+    for index, (row, stats) in enumerate(zip(axes, channels)):
         sv, sp, hist = stats["semivariogram"], stats["spectrum"], stats["histogram"]
+        prefix = f"{row_titles[index]}: " if row_titles else ""
         lags = arr(sv["lags"])
         level = round(100 * result.get("semivariogram_band_level", 0.95))
         row[0].fill_between(lags, arr(sv["real_low"]), arr(sv["real_high"]), color="tab:blue", alpha=0.25,
                             label=f"real {level} % band")
         row[0].plot(lags, arr(sv["real_mean"]), color="tab:blue", label="real mean")
         row[0].plot(lags, arr(sv["generated_mean"]), color="tab:red", label="generated mean")
-        row[0].set(xlabel="lag (pixels)", ylabel="γ(h)",
-                   title=f"Semivariogram (log-ratio RMS {_fmt(sv['distance'])}, "
-                         f"{_fmt(sv['fraction_inside_band'], 100)} % in band)")
+        row[0].set(xlabel="lag (pixels)", ylabel="γ(h)")
+        row[0].set_title(f"{prefix}Semivariogram (log-ratio RMS {_fmt(sv['distance'])}, "
+                         f"{_fmt(sv['fraction_inside_band'], 100)} % in band)", fontsize=9)
         row[0].legend(fontsize=8)
         row[1].loglog(arr(sp["k"]), arr(sp["real_mean"]), color="tab:blue", label="real")
         row[1].loglog(arr(sp["k"]), arr(sp["generated_mean"]), color="tab:red", label="generated")
-        row[1].set(xlabel="k (cycles/pixel)", ylabel="power",
-                   title=f"Radial power spectrum (log-ratio RMS {_fmt(sp['distance'])})")
+        row[1].set(xlabel="k (cycles/pixel)", ylabel="power")
+        row[1].set_title(f"Radial power spectrum (log-ratio RMS {_fmt(sp['distance'])})", fontsize=9)
         row[1].legend(fontsize=8)
         edges = arr(hist["edges"])
         row[2].stairs(arr(hist["real"]), edges, color="tab:blue", label="real")
         row[2].stairs(arr(hist["generated"]), edges, color="tab:red", label="generated")
-        row[2].set(xlabel="value", ylabel="density", title="Value histogram")
+        row[2].set(xlabel=value_label, ylabel="density")
+        row[2].set_title("Value histogram", fontsize=9)
         row[2].legend(fontsize=8)
     feats = result.get("features")
     if feats:
