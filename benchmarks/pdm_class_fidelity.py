@@ -35,7 +35,7 @@ sys.path.insert(0, str(REPO))
 from qgis_insar_ml.core.diffusion.class_fidelity import (  # noqa: E402
     TARGET_MEAN_ACCURACY, TARGET_MIN_ACCURACY, SceneClassifier, fidelity_report, load_classifier, save_classifier,
     train_classifier)
-from qgis_insar_ml.core.diffusion.data import VALIDATION_OFFSET, SyntheticPdmData, pdm_data  # noqa: E402
+from qgis_insar_ml.core.diffusion.data import VALIDATION_OFFSET, PdmBatch, SyntheticPdmData, pdm_data  # noqa: E402
 from qgis_insar_ml.core.diffusion.generate import generate  # noqa: E402
 from qgis_insar_ml.core.diffusion.pdm_file import LoadedPdm, load_pdm  # noqa: E402
 from qgis_insar_ml.core.errors import InsarMlError  # noqa: E402
@@ -46,9 +46,14 @@ CACHE = REPO / "build" / "class_fidelity"
 CHUNK = 500                                   # real scenes generated per batch (bounds memory)
 
 
+def real_batches(data: SyntheticPdmData, offset: int, count: int) -> list[PdmBatch]:
+    """``count`` consecutive scenes from ``offset`` (class-balanced), in batches of at most CHUNK."""
+    return [data.batch_from(offset + first, min(CHUNK, count - first)) for first in range(0, count, CHUNK)]
+
+
 def real_scenes(data: SyntheticPdmData, offset: int, count: int) -> tuple[np.ndarray, np.ndarray]:
     """(scenes (N, H, W) in [−1, 1], labels) of ``count`` consecutive indices from ``offset``: class-balanced."""
-    parts = [data.batch_from(offset + first, min(CHUNK, count - first)) for first in range(0, count, CHUNK)]
+    parts = real_batches(data, offset, count)
     return (np.concatenate([p.x0.numpy()[:, 0] for p in parts]),
             np.concatenate([p.labels.numpy() for p in parts]))
 

@@ -34,8 +34,8 @@ sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "benchmarks"))
 
 from pdm_class_fidelity import (  # noqa: E402
-    CACHE, CEILING_OFFSET, CHUNK, CLASSIFIER_OFFSET, builtin_model, cached_samples, generator_version, real_scenes,
-    update_card)
+    CACHE, CEILING_OFFSET, CLASSIFIER_OFFSET, builtin_model, cached_samples, generator_version, real_batches,
+    real_scenes, update_card)
 from pdm_samplers import stretch  # noqa: E402
 from qgis_insar_ml.core.diffusion.data import SyntheticPdmData  # noqa: E402
 from qgis_insar_ml.core.diffusion.evaluation import (  # noqa: E402
@@ -49,7 +49,7 @@ FLOOR_OFFSET = CEILING_OFFSET + 100_000   # a second held-out real set, for the 
 
 def held_out(data: SyntheticPdmData, offset: int, count: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(scenes in [−1, 1], the same in physical units, labels) of ``count`` class-balanced real scenes."""
-    parts = [data.batch_from(offset + first, min(CHUNK, count - first)) for first in range(0, count, CHUNK)]
+    parts = real_batches(data, offset, count)
     scenes = np.concatenate([p.x0.numpy()[:, 0] for p in parts])
     ranges = np.concatenate([p.ranges for p in parts])
     lo, hi = ranges[:, :1, None], ranges[:, 1:, None]
@@ -100,6 +100,8 @@ def main() -> None:
     units = {"interferograms": "rad", "deformation": "rad"}.get(args.dataset) or pdm.card.get(
         "normalisation", {}).get("units") or "value"
 
+    real_features, floor_features = encoder.features(real[:, None]), encoder.features(floor[:, None])
+
     def scores(mask_real: np.ndarray, mask_gen: np.ndarray, mask_floor: np.ndarray) -> dict:
         result = evaluate_sets(real[mask_real], generated[mask_gen], encoder)
         stats = result["channels"][0]
@@ -111,9 +113,7 @@ def main() -> None:
         stats["histogram_w1"] = wasserstein_distance(real_units[mask_real].ravel(), generated_units[mask_gen].ravel())
         stats["histogram_w1_real_floor"] = wasserstein_distance(real_units[mask_real].ravel(),
                                                                 floor_units[mask_floor].ravel())
-        real_features = encoder.features(real[mask_real][:, None])
-        result["features"]["fid_real_floor"] = frechet_distance(real_features,
-                                                                encoder.features(floor[mask_floor][:, None]))
+        result["features"]["fid_real_floor"] = frechet_distance(real_features[mask_real], floor_features[mask_floor])
         return result
 
     per_class = {name: scores(real_labels == c, labels == c, floor_labels == c) for c, name in enumerate(pdm.classes)}
