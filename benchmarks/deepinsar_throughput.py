@@ -142,7 +142,7 @@ tile = min(inf.CPU_TILE_SIZE, src.grid.width, src.grid.height)
 model = inf.data_dir("models") / inf.SHIPPED[4]
 net, card = load_model(model)
 runner = cpu_runner(net, model, print)
-obs = inf._observation(src.read(Window(0, 0, tile, tile)), 4, source_amplitude_stats(src))
+obs = inf._observation(src.read(Window(0, 0, tile, tile)), net.config, source_amplitude_stats(src))
 reduced, _ = inf.choose_runner_precision(runner, obs, print)
 runner.run(obs[None], reduced)
 times = []

@@ -19,6 +19,7 @@ import json
 import math
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Callable
 
@@ -28,6 +29,7 @@ import torch
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from qgis_insar_ml.core.deepinsar.fringes import network_input  # noqa: E402
 from qgis_insar_ml.core.deepinsar.model import DeepInsarNet, restore  # noqa: E402
 from qgis_insar_ml.core.deepinsar.modelfile import load_model  # noqa: E402
 from qgis_insar_ml.core.deepinsar.observation import make_observation  # noqa: E402
@@ -66,7 +68,7 @@ def inference_rows(net: DeepInsarNet, name: str, device: torch.device) -> list[d
     rows = []
     for tile in TILES:
         for batch in BATCHES:
-            x = torch.rand(batch, net.config.in_channels, tile, tile, device=device)
+            x = torch.rand(batch, net.config.network_inputs, tile, tile, device=device)
             x = x.contiguous(memory_format=torch.channels_last)
             for dtype in (None, torch.bfloat16):
                 def run():
@@ -89,7 +91,8 @@ def precision_agreement(net: DeepInsarNet, name: str, device: torch.device) -> d
     size = max(TILES)
     pair = simulate_pair(size, size, "S2", "F2", True, seed=7)
     amplitudes = (np.abs(pair.reference), np.abs(pair.secondary)) if net.config.in_channels == 4 else None
-    x = torch.from_numpy(make_observation(np.angle(pair.interferogram), amplitudes)[None]).to(device)
+    observation = network_input(make_observation(np.angle(pair.interferogram), amplitudes), net.config.fringe_windows)
+    x = torch.from_numpy(observation[None]).to(device)
     outputs = {}
     for label, enabled in (("fp32", False), ("bf16", True)):
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=enabled):
@@ -105,6 +108,7 @@ def deepinsar_training_row(net: DeepInsarNet, name: str, device: torch.device) -
     net = DeepInsarNet(net.config).to(device).to(memory_format=torch.channels_last).train()
     optimizer = torch.optim.Adam(net.parameters(), lr=1e-3)
     batch = SimulatedPatches(0, 128, net.config.in_channels).batch(0, 32)
+    batch = replace(batch, observation=network_input(batch.observation, net.config.fringe_windows))
 
     def step():
         loss = losses(net, batch, device, 1.0, balance=True)[0]

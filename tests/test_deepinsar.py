@@ -47,7 +47,7 @@ def test_forward_shapes_and_receptive_field(config):
     torch.manual_seed(0)
     net = DeepInsarNet(config).eval()
     size = receptive_field(config) + 21  # odd sizes: the net pads and crops internally
-    x = torch.randn(1, config.in_channels, size, size, requires_grad=True)
+    x = torch.randn(1, config.network_inputs, size, size, requires_grad=True)
     residual, logits = net(x)
     assert residual.shape == (1, 2, size, size) and logits.shape == (1, 1, size, size)
     residual[0, 0, size // 2, size // 2].backward()

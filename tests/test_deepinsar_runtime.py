@@ -57,8 +57,9 @@ def _wrapped_rms(a: np.ndarray, b: np.ndarray) -> float:
 
 
 @has_openvino
-@pytest.mark.parametrize("shape", [(2, 4, 64, 96), (1, 4, 70, 53)])  # odd sizes: padded like torch pads
-def test_openvino_runner_matches_torch_on_tiles(tmp_path, shape):
+@pytest.mark.parametrize("tiles", [(2, 64, 96), (1, 70, 53)])  # odd sizes: padded like torch pads
+def test_openvino_runner_matches_torch_on_tiles(tmp_path, tiles):
+    shape = (tiles[0], DEFAULT_CONFIG.network_inputs, *tiles[1:])
     path = _small_model(tmp_path)
     net, _ = load_model(path)
     x = np.random.default_rng(0).uniform(-1, 1, shape).astype(np.float32)
@@ -221,7 +222,7 @@ def test_real_runtimes_decide_precision_on_the_first_tile(tmp_path, monkeypatch,
     """With a tolerance of 0 the check must keep float32, and the raster equals the float32 one."""
     net, _ = load_model(_small_model(tmp_path))
     runner = cpu_runner(net, None, runtime=runtime)
-    obs = np.random.default_rng(1).uniform(-1, 1, (4, 64, 64)).astype(np.float32)
+    obs = np.random.default_rng(1).uniform(-1, 1, (DEFAULT_CONFIG.network_inputs, 64, 64)).astype(np.float32)
     logged: list[str] = []
     monkeypatch.setattr(inference, "AMP_PHASE_TOLERANCE", 0.0)
     reduced, (phase, coherence) = inference.choose_runner_precision(runner, obs, logged.append)
@@ -314,7 +315,7 @@ def test_the_torch_free_runner_needs_the_cache_and_respects_the_runtime_setting(
     net, _ = load_model(model)
     assert cpu_runner(net, weights).name == "openvino"  # converts and caches
     runner = cpu_runtime.cached_cpu_runner(config, weights)
-    x = np.random.default_rng(2).uniform(-1, 1, (1, 4, 64, 72)).astype(np.float32)
+    x = np.random.default_rng(2).uniform(-1, 1, (1, config.network_inputs, 64, 72)).astype(np.float32)
     assert runner is not None and all(np.array_equal(a, b) for a, b in zip(runner.run(x), cpu_runner(net, weights).run(x)))
     monkeypatch.setenv(cpu_runtime.RUNTIME_ENV, "torch")
     assert cpu_runtime.cached_cpu_runner(config, weights) is None

@@ -13,6 +13,7 @@ from numpy.lib.stride_tricks import sliding_window_view
 from scipy.ndimage import uniform_filter, uniform_filter1d
 
 from .errors import InsarMlError
+from .strips import by_row_strips
 
 # scipy.fft threads the batched patch FFTs; two workers match the two-core speed target.
 _FFT_WORKERS = 2
@@ -29,22 +30,22 @@ def _check_2d(name: str, array: np.ndarray) -> None:
 SHIFTED_SUM_MAX_WINDOW = 21
 
 
-def _window_sum(values: np.ndarray, window: int) -> np.ndarray:
-    """Window sum up to the constant factor window**2 (the box mean), with zeros outside the block.
+def window_mean(values: np.ndarray, window: int) -> np.ndarray:
+    """Box mean over ``window × window`` of the last two axes, with zeros outside the block.
 
-    Zero padding means edge and masked pixels add nothing; the factor cancels in every ratio.
-    Sums keep the dtype of ``values`` (float32 sums of up to 21 values: 1e-7 relative).
+    Zero padding means edge and masked pixels add nothing. Means keep the dtype of ``values``
+    (float32 sums of up to 21 values: 1e-7 relative).
     """
     if window > SHIFTED_SUM_MAX_WINDOW:
-        return uniform_filter(values, size=window, mode="constant", cval=0.0)
-    half, rows = window // 2, values.shape[0]
-    padded = np.zeros((rows + 2 * half, values.shape[1]), values.dtype)
-    padded[half:half + rows] = values
-    columns = padded[:rows].copy()
+        return uniform_filter(values, size=(1,) * (values.ndim - 2) + (window, window), mode="constant", cval=0.0)
+    half, rows = window // 2, values.shape[-2]
+    padded = np.zeros(values.shape[:-2] + (rows + 2 * half, values.shape[-1]), values.dtype)
+    padded[..., half:half + rows, :] = values
+    columns = padded[..., :rows, :].copy()
     for shift in range(1, window):
-        columns += padded[shift:shift + rows]
+        columns += padded[..., shift:shift + rows, :]
     columns *= 1 / window
-    return uniform_filter1d(columns, window, axis=1, mode="constant", cval=0.0)
+    return uniform_filter1d(columns, window, axis=-1, mode="constant", cval=0.0)
 
 
 def _check_window(window: int) -> None:
@@ -77,10 +78,10 @@ def boxcar(
     window = int(window)
 
     # float32 arrays throughout: within float32 rounding of a float64 run, at half the memory traffic.
-    real = _window_sum(ifg.real.astype(np.float32, copy=False), window)
-    imag = _window_sum(ifg.imag.astype(np.float32, copy=False), window)
+    real = window_mean(ifg.real.astype(np.float32, copy=False), window)
+    imag = window_mean(ifg.imag.astype(np.float32, copy=False), window)
     if power_reference is None:
-        denominator = _window_sum(np.abs(ifg).astype(np.float32, copy=False), window)
+        denominator = window_mean(np.abs(ifg).astype(np.float32, copy=False), window)
     else:
         powers = [np.asarray(p, dtype=np.float32) for p in (power_reference, power_secondary)]
         if any(p.shape != ifg.shape for p in powers):
@@ -88,8 +89,8 @@ def boxcar(
                 f"The SLC power rasters must have the interferogram's shape {ifg.shape}, "
                 f"got {powers[0].shape} and {powers[1].shape}."
             )
-        denominator = np.sqrt(_window_sum(powers[0], window))
-        denominator *= np.sqrt(_window_sum(powers[1], window))
+        denominator = np.sqrt(window_mean(powers[0], window))
+        denominator *= np.sqrt(window_mean(powers[1], window))
 
     with np.errstate(invalid="ignore", divide="ignore"):
         # |Σ ifg| / denominator from parts divided first: each is at most 1 (Cauchy–Schwarz), so
@@ -102,7 +103,7 @@ def boxcar(
     if not ifg.all():
         # Running sums along rows leave ~1e-17 residues over all-masked windows: make those exactly empty.
         # (A block without zero pixels has none: every window holds its own centre.)
-        empty = _window_sum((ifg != 0).astype(np.float32), window) < 0.5 / window**2
+        empty = window_mean((ifg != 0).astype(np.float32), window) < 0.5 / window**2
         coherence[empty] = 0
         filtered[empty] = 0
     return filtered, np.clip(coherence, 0.0, 1.0, out=coherence)
@@ -130,16 +131,22 @@ def compensated_coherence(ifg: np.ndarray, phase: np.ndarray, window: int, power
 
     Boxcar's coherence of ``ifg · exp(−i·angle(box mean of exp(i·phase)))``, computed in
     float32 like Boxcar: within 1e-6 of float64 arrays at less than half the time (float64
-    was a third of a DeepInSAR run on the CPU).
+    was a third of a DeepInSAR run on the CPU), in row strips in threads (:mod:`.strips`).
     """
     _check_window(window)
     ifg = np.asarray(ifg)
     _check_2d("The interferogram", ifg)
     window = int(window)
-    phase = np.asarray(phase, np.float32)
+    return by_row_strips(lambda *pieces: _compensated_coherence(*pieces, window, smoothing),
+                         (ifg, np.asarray(phase, np.float32), power_reference, power_secondary),
+                         window // 2 + smoothing // 2)
+
+
+def _compensated_coherence(ifg: np.ndarray, phase: np.ndarray, power_reference: np.ndarray,
+                           power_secondary: np.ndarray, window: int, smoothing: int) -> np.ndarray:
     cos, sin = np.cos(phase), np.sin(phase)
     if smoothing > 1:  # the unit phasor of the box mean; angle 0 where the mean is 0, as np.angle
-        cos, sin = _window_sum(cos, smoothing), _window_sum(sin, smoothing)
+        cos, sin = window_mean(cos, smoothing), window_mean(sin, smoothing)
         norm = np.hypot(cos, sin)
         empty = norm == 0
         norm[empty] = 1.0
@@ -147,11 +154,11 @@ def compensated_coherence(ifg: np.ndarray, phase: np.ndarray, window: int, power
         cos /= norm
         sin /= norm
     real, imag = np.asarray(ifg.real, np.float32), np.asarray(ifg.imag, np.float32)
-    numerator = np.hypot(_window_sum(real * cos + imag * sin, window), _window_sum(imag * cos - real * sin, window))
+    numerator = np.hypot(window_mean(real * cos + imag * sin, window), window_mean(imag * cos - real * sin, window))
     # √ΣP1 · √ΣP2: the product of the sums could overflow float32 for bright scatterers.
-    denominator = np.sqrt(_window_sum(np.asarray(power_reference, np.float32), window))
-    denominator *= np.sqrt(_window_sum(np.asarray(power_secondary, np.float32), window))
-    support = _window_sum((ifg != 0).astype(np.float32), window) > 0.5 / window**2
+    denominator = np.sqrt(window_mean(np.asarray(power_reference, np.float32), window))
+    denominator *= np.sqrt(window_mean(np.asarray(power_secondary, np.float32), window))
+    support = window_mean((ifg != 0).astype(np.float32), window) > 0.5 / window**2
     coherence = np.divide(numerator, denominator, out=np.zeros_like(numerator), where=support & (denominator > 0))
     return np.clip(coherence, 0.0, 1.0, out=coherence)
 

@@ -67,6 +67,11 @@ MAX_LOOKS = 100  # per axis
 TRAINING_LOOKS = ((2, 2), (3, 3), (4, 4), (5, 5), (7, 7), (4, 1), (1, 4), (5, 1), (1, 5), (8, 2), (2, 8),
                   (10, 2), (2, 10), (20, 4), (4, 20), (3, 1), (1, 3))
 NYQUIST_MARGIN = 0.85  # the highest training fringe rate, as a fraction of π rad/px
+# A share of training scenes has near-field fringe rates: 99th-percentile gradient from 1 rad/px
+# to beyond Nyquist, where the densest percent aliases as in real coseismic products (LiCSAR
+# Greece at 3×: 3.3 rad/px); networks trained without them smoothed such fringes away.
+NEAR_FIELD_SHARE = 0.25
+NEAR_FIELD_RATES = (1.0, 1.15 * np.pi)
 
 _TAG = 0x5EA1  # keeps these random streams apart from the other simulators'
 _TRAINING_TAG = 0x7EA1
@@ -180,7 +185,7 @@ def random_training_scene(size: int, seed: int) -> RealisticScene:
 
     Half the scenes are single-look, half multilooked with a window of
     :data:`TRAINING_LOOKS`; fringe rates are log-uniform from nearly flat (0.01 rad/px) to
-    near Nyquist, coherence ranges anywhere in [0, 0.98] (patches reach 0); 80 % of scenes
+    near Nyquist, or a near field beyond it (:data:`NEAR_FIELD_SHARE`), coherence ranges anywhere in [0, 0.98] (patches reach 0); 80 % of scenes
     have a sensor spectrum (see :func:`simulate_realistic_pair`).
     """
     if not _is_int(size) or not MIN_SIZE <= size <= MAX_SIZE:
@@ -195,12 +200,19 @@ def random_training_scene(size: int, seed: int) -> RealisticScene:
     lo, hi = np.sort(rng.uniform(0.0, 0.98, 2))
     settings = _Settings(
         fringe_scale=1.0,
-        fringe_rate=float(np.exp(rng.uniform(np.log(0.01), np.log(NYQUIST_MARGIN * np.pi)))),
+        fringe_rate=_training_fringe_rate(rng),
         signals=signals, coherence=coherence, coherence_range=(float(lo), float(hi)),
         texture_shape=None if rng.random() < 0.2 else float(np.exp(rng.uniform(np.log(0.7), np.log(30.0)))),
         bright_targets=bool(rng.random() < 0.7), holes=bool(rng.random() < 0.3),
         **_training_sensor(rng))
     return _simulate(int(size), int(size), int(seed), looks, settings)
+
+
+def _training_fringe_rate(rng: np.random.Generator) -> float:
+    """Log-uniform from nearly flat to near Nyquist, or (a share NEAR_FIELD_SHARE) a near field."""
+    if rng.random() < NEAR_FIELD_SHARE:
+        return float(rng.uniform(*NEAR_FIELD_RATES))
+    return float(np.exp(rng.uniform(np.log(0.01), np.log(NYQUIST_MARGIN * np.pi))))
 
 
 def _training_sensor(rng: np.random.Generator) -> dict:

@@ -22,14 +22,23 @@ class DeepInsarConfig:
     head_channels: int = 16
     upsample: str = "shuffle"            # "smooth" (bilinear + full-resolution refinement) or "shuffle"
     refine_layers: int = 0               # smooth: full-resolution 3×3 conv → ReLU layers before the heads
+    # (frequency window, averaging window) of each fringe-adaptive average the network reads
+    # beside its input (see .fringes); empty in models of version 0.4 and older
+    fringe_windows: tuple[tuple[int, int], ...] = ()
 
     @property
     def layers(self) -> int:
         return len(self.dilations)
 
+    @property
+    def network_inputs(self) -> int:
+        """Channels the network reads: the observation and three per fringe-adaptive average."""
+        return self.in_channels + 3 * len(self.fringe_windows)
+
     def to_dict(self) -> dict:
         d = asdict(self)
         d["dilations"] = list(self.dilations)
+        d["fringe_windows"] = [list(w) for w in self.fringe_windows]
         return d
 
     @classmethod
@@ -38,9 +47,13 @@ class DeepInsarConfig:
         values = {k: v for k, v in data.items() if k in known}
         if "dilations" in values:
             values["dilations"] = tuple(int(d) for d in values["dilations"])
+        if "fringe_windows" in values:
+            values["fringe_windows"] = tuple((int(f), int(a)) for f, a in values["fringe_windows"])
         config = cls(**values)
         if config.upsample not in UPSAMPLING:
             raise ValueError(f"unknown upsampling {config.upsample!r}")
+        if any(f < 1 or a < 1 or f % 2 == 0 or a % 2 == 0 for f, a in config.fringe_windows):
+            raise ValueError(f"fringe windows must be odd sizes, got {config.fringe_windows}")
         return config
 
 
@@ -53,7 +66,13 @@ PAPER_CONFIG = DeepInsarConfig(stem_channels=64, downsample=1, growth=32, bottle
                                dilations=(1,) * 10, head_channels=64)
 DEFAULT_CONFIG = DeepInsarConfig(stem_channels=8, downsample=4, growth=16, bottleneck=2,
                                  dilations=(1, 2, 4, 1, 2, 4), head_channels=16, upsample="smooth",
-                                 refine_layers=2)
+                                 refine_layers=2, fringe_windows=((9, 3), (9, 5)))
+
+
+def fringe_radius(config: DeepInsarConfig) -> int:
+    """How far (px) the fringe-adaptive averages reach: lag 1, the frequency window and the
+    averaging window, whose rows use the frequencies of their own centres."""
+    return max((f // 2 + 1 + a // 2 for f, a in config.fringe_windows), default=0)
 
 
 def receptive_field(config: DeepInsarConfig) -> int:
@@ -63,7 +82,9 @@ def receptive_field(config: DeepInsarConfig) -> int:
     if config.upsample == "smooth":
         # unshuffle cell (s-1); dense 3×3s at stride s; bilinear interpolation between two
         # coarse pixels (+s); refinement and the output conv at full resolution (+2 each).
-        return 1 + (s - 1) + dense + s + 2 * (config.refine_layers + 1)
+        # Beside it the stem's path: the fringe-adaptive averages, the stem, the refinement.
+        coarse = 1 + (s - 1) + dense + s + 2 * (config.refine_layers + 1)
+        return max(coarse, 1 + 2 * (fringe_radius(config) + config.refine_layers + 2))
     # stem 3×3 (+2); unshuffle/shuffle groups s pixels (+2(s-1) across both); dense 3×3s at
     # stride s; fuse; two 3×3 convs in each head (+4).
     return 1 + 2 + 2 * (s - 1) + dense + 4

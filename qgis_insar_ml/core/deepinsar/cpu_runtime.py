@@ -69,7 +69,7 @@ class OpenVinoRunner:
         self._ov = ov
         self.core = ov.Core()
         self.scale = config.downsample
-        self.channels = config.in_channels
+        self.channels = config.network_inputs
         self.model = _openvino_model(ov, self.core, config, weights, net, log)
         self._compiled: dict[bool, object] = {}
         self._requests: dict[bool, object] = {}
@@ -295,7 +295,7 @@ def _openvino_model(ov, core, config: DeepInsarConfig, weights: Path | None, net
     from .model import DeepInsarNet
 
     s = config.downsample
-    example = torch.zeros(1, config.in_channels, 16 * s, 16 * s)
+    example = torch.zeros(1, config.network_inputs, 16 * s, 16 * s)
     cpu_net = DeepInsarNet(config)
     cpu_net.load_state_dict({k: v.detach().cpu() for k, v in net.state_dict().items()})
     cpu_net.eval()
@@ -303,7 +303,7 @@ def _openvino_model(ov, core, config: DeepInsarConfig, weights: Path | None, net
         warnings.simplefilter("ignore")
         model = ov.convert_model(cpu_net, example_input=example)
     if model.inputs[0].partial_shape.is_static:  # tiles come in several shapes
-        model.reshape({model.inputs[0]: ov.PartialShape([-1, config.in_channels, -1, -1])})
+        model.reshape({model.inputs[0]: ov.PartialShape([-1, config.network_inputs, -1, -1])})
     try:
         folder.mkdir(parents=True, exist_ok=True)
         tmp = folder / f".deepinsar-{key}.{os.getpid()}.xml"

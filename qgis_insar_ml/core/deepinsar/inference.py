@@ -27,7 +27,9 @@ from ..pipeline import OutputSpec, run_raster_pipeline
 from ..progress import Progress, SilentProgress
 from ..raster_io import Window, bounded_gdal_cache
 from ..tiling import BLEND_COMPLEX, BLEND_PHASE, BLEND_REAL
+from .config import DeepInsarConfig
 from .cpu_runtime import PRECISION_ENV, cached_cpu_runner, cpu_runner, cpu_without_torch, requested_precision
+from .fringes import network_input
 from .modelfile import load_model, read_model
 from .observation import AmplitudeStats, normalize_amplitude, source_amplitude_stats
 
@@ -104,7 +106,7 @@ def filter_deepinsar_raster(source: InterferogramSource, model: str | None = Non
                                        ("OUTPUT_INTERFEROGRAM", output_interferogram)) if path]
 
     def process(blocks: list[InterferogramBlock], windows: list[Window]) -> list[dict[str, np.ndarray]]:
-        observations = [_observation(block, channels, stats) for block in blocks]
+        observations = [_observation(block, config, stats) for block in blocks]
         first: list[tuple[np.ndarray, np.ndarray]] = []
         if "reduced" not in precision:
             precision["reduced"], chosen = choose_runner_precision(runner, observations[0], log)
@@ -144,13 +146,12 @@ def filter_arrays(net: DeepInsarNet, block: InterferogramBlock, stats=None,
                   coherence_window: int = DEFAULT_COHERENCE_WINDOW) -> tuple[np.ndarray, np.ndarray]:
     """(filtered phase, coherence) of one in-memory block with torch in float32, on the network's device."""
     check_coherence_window(coherence_window)
-    channels = net.config.in_channels
-    if channels == 4 and stats is None:
+    if net.config.in_channels == 4 and stats is None:
         stats = (AmplitudeStats.of(np.sqrt(block.power_reference)), AmplitudeStats.of(np.sqrt(block.power_secondary)))
     from .torch_runner import TorchRunner  # a torch network: torch is loaded already
 
     device = next(net.parameters()).device
-    phase, coherence = _run_same_shapes(TorchRunner(net, device), [_observation(block, channels, stats)], False)[0]
+    phase, coherence = _run_same_shapes(TorchRunner(net, device), [_observation(block, net.config, stats)], False)[0]
     out = _outputs(block, phase, coherence, [], coherence_window)
     return out["OUTPUT_PHASE"], out["OUTPUT_COHERENCE"]
 
@@ -162,8 +163,10 @@ def check_coherence_window(window: int) -> None:
                            f"pixels ≥ 3, got {window}.")
 
 
-def _observation(block: InterferogramBlock, channels: int, stats) -> np.ndarray:
-    """The network input of one block, float32 (C, H, W); invalid pixels are 0 in every channel."""
+def _observation(block: InterferogramBlock, config: DeepInsarConfig, stats) -> np.ndarray:
+    """The network input of one block, float32 (C, H, W): the observation (invalid pixels 0
+    in every channel) and its fringe-adaptive averages."""
+    channels = config.in_channels
     ifg = block.interferogram
     magnitude = np.abs(ifg)
     obs = np.empty((channels,) + ifg.shape, np.float32)
@@ -178,7 +181,7 @@ def _observation(block: InterferogramBlock, channels: int, stats) -> np.ndarray:
             np.sqrt(power, out=out)
             out[...] = normalize_amplitude(out, stat)
     obs[:, ~block.valid] = 0.0
-    return obs
+    return network_input(obs, config.fringe_windows)
 
 
 def _outputs(block: InterferogramBlock, phase: np.ndarray, coherence: np.ndarray, wanted: list[str],

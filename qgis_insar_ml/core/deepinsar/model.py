@@ -10,6 +10,10 @@ for a CPU and clean on real data:
   full-resolution extractor.
 - ``dilations``: 3×3 convolutions with growing dilation widen the receptive field
   without adding layers, which low-coherence, low-fringe scenes need.
+- ``fringe_windows``: fringe-adaptive averages of the input phasor (:mod:`.fringes`), made
+  with the observation, that the full-resolution stem reads beside it, for dense fringes at
+  high coherence (the dense block reads the observation alone: on its 4× grid they cost a
+  third of the network's time and add little).
 - ``upsample``: how the coarse features come back to full resolution.
   ``smooth`` (the shipped models): the dense block reads the unshuffled *input*, its
   features are upsampled bilinearly (anti-aliased, the same operator at every pixel) and
@@ -50,14 +54,18 @@ class _DenseLayer(nn.Module):
 
 
 class DeepInsarNet(nn.Module):
-    """Returns ``(residual, coherence_logits)``; see :func:`restore` for the clean phase."""
+    """Returns ``(residual, coherence_logits)``; see :func:`restore` for the clean phase.
+
+    Its input is :func:`.fringes.network_input` of the observation (``config.network_inputs``
+    channels).
+    """
 
     def __init__(self, config: DeepInsarConfig = DEFAULT_CONFIG):
         super().__init__()
         self.config = config
         s, stem = config.downsample, config.stem_channels
         smooth = config.upsample == "smooth"
-        self.stem = nn.Conv2d(config.in_channels, stem, 3, padding=1, bias=smooth)
+        self.stem = nn.Conv2d(config.network_inputs, stem, 3, padding=1, bias=smooth)
         channels = (config.in_channels if smooth else stem) * s * s
         entry = channels
         self.layers = nn.ModuleList()
@@ -94,7 +102,8 @@ class DeepInsarNet(nn.Module):
             observation = F.pad(observation, (0, pad_w, 0, pad_h), mode="replicate")
         if self.config.upsample == "smooth":
             full = F.relu(self.stem(observation))
-            coarse = self._dense(F.pixel_unshuffle(observation, s) if s > 1 else observation)
+            observed = observation[:, :self.config.in_channels]  # the fringe-adaptive averages feed the stem only
+            coarse = self._dense(F.pixel_unshuffle(observed, s) if s > 1 else observed)
             if s > 1:
                 coarse = F.interpolate(coarse, scale_factor=s, mode="bilinear", align_corners=False)
             out = self.output(self.refine(torch.cat([full, coarse], dim=1)))[..., :height, :width]

@@ -27,6 +27,7 @@ from ..progress import Progress, SilentProgress
 from ..torch_runtime import (distributed_rank_world, load_checkpoint_file, pick_device, save_checkpoint_file,
                              warmup_cosine_rate)
 from .data import Batch, SimulatedPatches, configuration_index
+from .fringes import network_input
 from .model import DEFAULT_CONFIG, DeepInsarConfig, DeepInsarNet, restore
 from .modelfile import load_model, save_model
 
@@ -260,7 +261,28 @@ class _BatchSource:
         return self.pending.pop(step).result()
 
 
+class _NetworkInputs:
+    """Batches of ``data`` with the fringe-adaptive averages the network reads (made in the
+    simulation workers when there are some)."""
+
+    def __init__(self, data, windows: tuple[tuple[int, int], ...]):
+        self.data, self.windows = data, windows
+
+    def _widened(self, batch: Batch) -> Batch:
+        return replace(batch, observation=network_input(batch.observation, self.windows))
+
+    def batch(self, step: int, batch_size: int, rank: int = 0) -> Batch:
+        return self._widened(self.data.batch(step, batch_size, rank))
+
+    def validation(self, per_config: int = 2) -> Batch:
+        return self._widened(self.data.validation(per_config))
+
+
 def _data(settings: TrainSettings):
+    return _NetworkInputs(_patches(settings), settings.config().fringe_windows)
+
+
+def _patches(settings: TrainSettings):
     if settings.teacher is None:
         mix = [configuration_index(name) for name in settings.configurations] if settings.configurations else None
         return SimulatedPatches(settings.seed, settings.patch_size, settings.in_channels, mix, settings.realistic)
@@ -285,13 +307,33 @@ def _card(settings: TrainSettings, steps: int, best: float) -> dict:
 
 
 def _start_from(net: DeepInsarNet, path: str, log: Callable[[str], None]) -> None:
-    """Load a model file's weights into ``net``: a new schedule and optimiser on old weights."""
+    """Load a model file's weights into ``net``: a new schedule and optimiser on old weights.
+
+    A donor without the fringe-adaptive inputs of ``net`` (otherwise the same architecture)
+    is widened: they start with zero weights, so the network starts out computing exactly
+    what the donor did and learns to use them.
+    """
     donor, _ = load_model(path)
-    if donor.config != net.config:
+    if replace(donor.config, fringe_windows=net.config.fringe_windows) != net.config or (
+            donor.config.fringe_windows and donor.config.fringe_windows != net.config.fringe_windows):
         raise InsarMlError(f"The model {Path(path).name} has another architecture than the one to train; "
                            "fine-tune with the same architecture and input kind.")
-    net.load_state_dict(donor.state_dict())
+    net.load_state_dict(_widened(donor.state_dict(), net.state_dict(), donor.config, net.config))
     log(f"Starting from the weights of {Path(path).name}.")
+
+
+def _widened(old: dict, new: dict, old_config: DeepInsarConfig, new_config: DeepInsarConfig) -> dict:
+    """``old`` weights in the shapes of ``new``: the stem's extra input channels (the fringe-
+    adaptive averages, which only the stem reads) start with zero weight."""
+    out = dict(old)
+    if new_config.network_inputs != old_config.network_inputs:
+        stem = old["stem.weight"]
+        extra = stem.new_zeros((stem.shape[0], new_config.network_inputs - old_config.network_inputs) + stem.shape[2:])
+        out["stem.weight"] = torch.cat([stem, extra], dim=1)
+    mismatched = [k for k, v in out.items() if v.shape != new[k].shape]
+    if mismatched:
+        raise InsarMlError(f"Cannot widen {', '.join(mismatched)} to the architecture to train.")
+    return out
 
 
 def _save_checkpoint(settings, rank, net, optimizer, step, history, best, best_state, bad_rounds) -> None:
