@@ -218,19 +218,25 @@ def test_the_precision_rule_weights_the_phase_by_how_well_it_is_determined():
 
 
 @pytest.mark.parametrize("runtime", ["torch", pytest.param("openvino", marks=has_openvino)])
-def test_real_runtimes_decide_precision_on_the_first_tile(tmp_path, monkeypatch, runtime):
-    """With a tolerance of 0 the check must keep float32, and the raster equals the float32 one."""
+@pytest.mark.parametrize("size", [64, 448])
+def test_real_runtimes_decide_precision_on_the_first_tile(tmp_path, monkeypatch, runtime, size):
+    """With a tolerance of 0 the check must keep float32, and the tile equals the float32 one;
+    a tile larger than the checked crop is then run whole in the precision chosen."""
     net, _ = load_model(_small_model(tmp_path))
     runner = cpu_runner(net, None, runtime=runtime)
-    obs = np.random.default_rng(1).uniform(-1, 1, (DEFAULT_CONFIG.network_inputs, 64, 64)).astype(np.float32)
+    obs = np.random.default_rng(1).uniform(-1, 1, (DEFAULT_CONFIG.network_inputs, size, size + 16)).astype(np.float32)
     logged: list[str] = []
     monkeypatch.setattr(inference, "AMP_PHASE_TOLERANCE", 0.0)
     reduced, (phase, coherence) = inference.choose_runner_precision(runner, obs, logged.append)
-    assert not reduced
+    assert not reduced and phase.shape == (size, size + 16)
     exact_phase, exact_coherence = runner.run(obs[None], False)
     assert np.array_equal(phase, exact_phase[0]) and np.array_equal(coherence, exact_coherence[0])
     if runner.reduced_precision_available():
         assert "keeping float32" in logged[-1]
+        monkeypatch.setattr(inference, "AMP_PHASE_TOLERANCE", 10.0)
+        monkeypatch.setattr(inference, "AMP_COHERENCE_TOLERANCE", 10.0)
+        reduced, (phase, _) = inference.choose_runner_precision(runner, obs, logged.append)
+        assert reduced and np.array_equal(phase, runner.run(obs[None], True)[0][0])
     else:
         assert "no native bfloat16" in logged[-1]
 

@@ -199,6 +199,7 @@ def _outputs(block: InterferogramBlock, phase: np.ndarray, coherence: np.ndarray
 # Mixed precision is used only when it changes the first tile by less than this (see _close_enough).
 AMP_PHASE_TOLERANCE = 0.01   # rad, coherence²-weighted RMS of the wrapped difference
 AMP_COHERENCE_TOLERANCE = 0.005
+PRECISION_CHECK_SIZE = 384  # px: a multiple of the networks' 4× grid
 
 
 def choose_runner_precision(runner, observation: np.ndarray, log: Callable[[str], None]
@@ -206,11 +207,12 @@ def choose_runner_precision(runner, observation: np.ndarray, log: Callable[[str]
     """(use bfloat16, the first tile's (phase, coherence) in the chosen precision).
 
     bfloat16 is used when the runtime has it natively (a GPU, or a CPU with AVX512-BF16 or
-    AMX), ``INSARML_CPU_PRECISION`` is not ``float32``, and on this tile it changes the phase
-    by less than AMP_PHASE_TOLERANCE rad (coherence²-weighted RMS, see :func:`_close_enough`)
-    and the coherence by less than AMP_COHERENCE_TOLERANCE RMS. The rule is the same on every
-    device. float32 runs first and bfloat16 second, so that the precision kept (mostly
-    bfloat16 where it is native) needs no second compilation.
+    AMX), ``INSARML_CPU_PRECISION`` is not ``float32``, and on the first tile (its central
+    PRECISION_CHECK_SIZE² crop: the rule is a statistic, and a crop costs a fifth of a tile)
+    it changes the phase by less than AMP_PHASE_TOLERANCE rad (coherence²-weighted RMS, see
+    :func:`_close_enough`) and the coherence by less than AMP_COHERENCE_TOLERANCE RMS. The rule
+    is the same on every device. float32 runs first and bfloat16 second, so that the precision
+    kept (mostly bfloat16 where it is native) needs no second compilation.
     """
     batch = observation[None]
     if not runner.on_gpu and requested_precision() == "float32":
@@ -219,17 +221,29 @@ def choose_runner_precision(runner, observation: np.ndarray, log: Callable[[str]
     if not runner.reduced_precision_available():
         log("Precision: float32 (this processor has no native bfloat16).")
         return False, _first(runner.run(batch, False))
-    exact = _first(runner.run(batch, False))
+    sample = _central_crop(batch, PRECISION_CHECK_SIZE)
+    exact = _first(runner.run(sample, False))
     runner.release(False)  # one precision's working memory at a time: peak memory stays that of one
     try:
-        fast = _first(runner.run(batch, True))
+        fast = _first(runner.run(sample, True))
     except RuntimeError as exc:  # no bfloat16 on this device after all
         log(f"Mixed precision unavailable ({str(exc).splitlines()[0][:200]}); using float32.")
-        return False, exact
+        return False, exact if sample is batch else _first(runner.run(batch, False))
     ok = _close_enough(fast, exact, log)
     if not ok:
         runner.release(True)
-    return ok, fast if ok else exact
+    if sample is batch:
+        return ok, fast if ok else exact
+    return ok, _first(runner.run(batch, ok))
+
+
+def _central_crop(batch: np.ndarray, size: int) -> np.ndarray:
+    """The central ``size × size`` part of a batch (itself when it is no larger)."""
+    height, width = batch.shape[-2:]
+    if height <= size and width <= size:
+        return batch
+    top, left = max(0, (height - size) // 2), max(0, (width - size) // 2)
+    return np.ascontiguousarray(batch[..., top:top + size, left:left + size])
 
 
 def _first(pair: tuple[np.ndarray, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
