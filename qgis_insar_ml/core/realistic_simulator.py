@@ -185,8 +185,9 @@ def random_training_scene(size: int, seed: int) -> RealisticScene:
 
     Half the scenes are single-look, half multilooked with a window of
     :data:`TRAINING_LOOKS`; fringe rates are log-uniform from nearly flat (0.01 rad/px) to
-    near Nyquist, or a near field beyond it (:data:`NEAR_FIELD_SHARE`), coherence ranges anywhere in [0, 0.98] (patches reach 0); 80 % of scenes
-    have a sensor spectrum (see :func:`simulate_realistic_pair`).
+    near Nyquist, or a near field beyond it (:data:`NEAR_FIELD_SHARE`); coherence ranges
+    anywhere in [0, 0.98] (patches reach 0); 80 % of scenes have a sensor spectrum (see
+    :func:`simulate_realistic_pair`).
     """
     if not _is_int(size) or not MIN_SIZE <= size <= MAX_SIZE:
         raise InsarMlError(f"size must be an integer from {MIN_SIZE} to {MAX_SIZE} pixels, got {size!r}.")
