@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from qgis_insar_ml.core.deepinsar.config import DEFAULT_CONFIG, fringe_radius
+from qgis_insar_ml.core.deepinsar.config import DEFAULT_CONFIG, fringe_reach
 from qgis_insar_ml.core.deepinsar.fringes import _features, fringe_features, network_input
 from qgis_insar_ml.core.deepinsar.model import DeepInsarNet
 from qgis_insar_ml.core.deepinsar.modelfile import load_model, save_model
@@ -86,7 +86,7 @@ def test_averages_reach_no_further_than_the_configured_radius():
     moved = np.abs(fringe_features(changed, WINDOWS) - fringe_features(phasor, WINDOWS)).max(axis=0) > 0
     rows, cols = np.nonzero(moved)
     reach = max(np.abs(rows - 32).max(), np.abs(cols - 32).max())
-    assert 0 < reach <= fringe_radius(DEFAULT_CONFIG)
+    assert 0 < reach <= fringe_reach(WINDOWS)
 
 
 def test_no_data_stays_out_and_batches_match_single_images():

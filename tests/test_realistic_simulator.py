@@ -13,9 +13,12 @@ from scipy.special import gammaln, hyp2f1
 
 from qgis_insar_ml.core.errors import InsarMlError
 from qgis_insar_ml.core.realistic_simulator import (
+    NEAR_FIELD_RATES,
+    NYQUIST_MARGIN,
     SIGNALS,
     TRAINING_LOOKS,
     _look_decorrelation,
+    _training_fringe_rate,
     parse_looks,
     random_training_scene,
     simulate_realistic_pair,
@@ -205,6 +208,14 @@ def test_training_distribution_covers_looks_coherence_and_fringe_rates():
     for s in scenes:
         assert s.interferogram.shape == (64, 64) and np.isfinite(s.interferogram).all()
         assert (s.reference is None) == (s.looks != (1, 1))
+
+
+def test_a_share_of_training_scenes_has_near_field_fringe_rates():
+    """About a quarter of the scenes get a 99th-percentile gradient of 1 rad/px to beyond
+    Nyquist; the log-uniform rates alone stop at 0.85π and reach 1 rad/px in 18 % of scenes."""
+    rates = np.array([_training_fringe_rate(np.random.default_rng(seed)) for seed in range(400)])
+    assert rates.max() > NYQUIST_MARGIN * np.pi and rates.max() <= NEAR_FIELD_RATES[1]
+    assert 0.3 < np.mean(rates >= 1.0) < 0.46
 
 
 @pytest.mark.parametrize("kwargs, message", [

@@ -69,10 +69,11 @@ DEFAULT_CONFIG = DeepInsarConfig(stem_channels=8, downsample=4, growth=16, bottl
                                  refine_layers=2, fringe_windows=((9, 3), (9, 5)))
 
 
-def fringe_radius(config: DeepInsarConfig) -> int:
-    """How far (px) the fringe-adaptive averages reach: lag 1, the frequency window and the
+def fringe_reach(windows: tuple[tuple[int, int], ...]) -> int:
+    """How far (px) fringe-adaptive averages reach: lag 1, the frequency window and the
     averaging window, whose rows use the frequencies of their own centres."""
-    return max((f // 2 + 1 + a // 2 for f, a in config.fringe_windows), default=0)
+    return max((f // 2 + 1 + a // 2 for f, a in windows), default=0)
+
 
 
 def receptive_field(config: DeepInsarConfig) -> int:
@@ -84,7 +85,7 @@ def receptive_field(config: DeepInsarConfig) -> int:
         # coarse pixels (+s); refinement and the output conv at full resolution (+2 each).
         # Beside it the stem's path: the fringe-adaptive averages, the stem, the refinement.
         coarse = 1 + (s - 1) + dense + s + 2 * (config.refine_layers + 1)
-        return max(coarse, 1 + 2 * (fringe_radius(config) + config.refine_layers + 2))
+        return max(coarse, 1 + 2 * (fringe_reach(config.fringe_windows) + config.refine_layers + 2))
     # stem 3×3 (+2); unshuffle/shuffle groups s pixels (+2(s-1) across both); dense 3×3s at
     # stride s; fuse; two 3×3 convs in each head (+4).
     return 1 + 2 + 2 * (s - 1) + dense + 4

@@ -25,6 +25,7 @@ import numpy as np
 
 from ..filters import window_mean
 from ..strips import by_row_strips
+from .config import fringe_reach
 
 _EPS = np.float32(1e-12)
 
@@ -75,8 +76,7 @@ def fringe_features(phasor: np.ndarray, windows: tuple[tuple[int, int], ...]) ->
 
     A large image is computed in row strips, in threads (:mod:`..strips`).
     """
-    halo = 1 + max(f // 2 + a // 2 for f, a in windows)
-    return by_row_strips(lambda piece: _features(piece, windows), (phasor,), halo)
+    return by_row_strips(lambda piece: _features(piece, windows), (phasor,), fringe_reach(windows))
 
 
 def _features(phasor: np.ndarray, windows: tuple[tuple[int, int], ...]) -> np.ndarray:

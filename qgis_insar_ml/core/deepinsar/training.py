@@ -314,26 +314,22 @@ def _start_from(net: DeepInsarNet, path: str, log: Callable[[str], None]) -> Non
     what the donor did and learns to use them.
     """
     donor, _ = load_model(path)
-    if replace(donor.config, fringe_windows=net.config.fringe_windows) != net.config or (
-            donor.config.fringe_windows and donor.config.fringe_windows != net.config.fringe_windows):
+    windows = net.config.fringe_windows
+    if donor.config.fringe_windows not in ((), windows) or replace(donor.config, fringe_windows=windows) != net.config:
         raise InsarMlError(f"The model {Path(path).name} has another architecture than the one to train; "
                            "fine-tune with the same architecture and input kind.")
-    net.load_state_dict(_widened(donor.state_dict(), net.state_dict(), donor.config, net.config))
+    net.load_state_dict(_widened(donor.state_dict(), donor.config, net.config))
     log(f"Starting from the weights of {Path(path).name}.")
 
 
-def _widened(old: dict, new: dict, old_config: DeepInsarConfig, new_config: DeepInsarConfig) -> dict:
-    """``old`` weights in the shapes of ``new``: the stem's extra input channels (the fringe-
-    adaptive averages, which only the stem reads) start with zero weight."""
-    out = dict(old)
-    if new_config.network_inputs != old_config.network_inputs:
-        stem = old["stem.weight"]
-        extra = stem.new_zeros((stem.shape[0], new_config.network_inputs - old_config.network_inputs) + stem.shape[2:])
-        out["stem.weight"] = torch.cat([stem, extra], dim=1)
-    mismatched = [k for k, v in out.items() if v.shape != new[k].shape]
-    if mismatched:
-        raise InsarMlError(f"Cannot widen {', '.join(mismatched)} to the architecture to train.")
-    return out
+def _widened(old: dict, old_config: DeepInsarConfig, new_config: DeepInsarConfig) -> dict:
+    """``old`` weights with the stem's extra input channels (the fringe-adaptive averages,
+    which only the stem reads) at zero weight."""
+    added = new_config.network_inputs - old_config.network_inputs
+    if not added:
+        return old
+    stem = old["stem.weight"]
+    return {**old, "stem.weight": torch.cat([stem, stem.new_zeros((stem.shape[0], added) + stem.shape[2:])], dim=1)}
 
 
 def _save_checkpoint(settings, rank, net, optimizer, step, history, best, best_state, bad_rounds) -> None:
