@@ -24,8 +24,8 @@ from torch import nn
 
 from ..errors import InsarMlError
 from ..model_files import card_path, load_weights, read_card, save_with_card
-from ..progress import Progress, SilentProgress, check_cancel
-from .evaluation import DEFAULT_WIDTHS, FeatureEncoder
+from ..progress import Progress, SilentProgress
+from .evaluation import DEFAULT_WIDTHS, FeatureEncoder, fit_minibatches
 
 CLASSIFIER_FORMAT = "qgis_insar_ml.scene_classifier"
 CLASSIFIER_KIND = "scene_classifier"
@@ -145,23 +145,17 @@ def train_classifier(images: Any, labels: Any, class_names: Sequence[str], steps
         torch.manual_seed(seed)
         classifier = SceneClassifier(class_names, x.shape[-1], widths)
     classifier.to(device).train()
-    optimiser = torch.optim.Adam(classifier.parameters(), lr=lr)
-    schedule = torch.optim.lr_scheduler.LambdaLR(optimiser, lambda s: 0.5 * (1.0 + math.cos(math.pi * s / steps)))
-    generator = torch.Generator().manual_seed(seed)
     progress.info(f"Training the scene classifier on {len(x)} scenes of {len(present)} classes for {steps} steps.")
-    for step in range(steps):
-        check_cancel(progress)
-        pick = torch.randint(len(x), (min(batch_size, len(x)),), generator=generator)
+
+    def loss_of(pick: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
         batch = _random_dihedral(x[pick], generator) if augment else x[pick]
-        loss = F.cross_entropy(classifier(batch.to(device)), codes[pick].to(device))
-        optimiser.zero_grad(set_to_none=True)
-        loss.backward()
-        optimiser.step()
-        schedule.step()
-        progress.set_progress(100.0 * (step + 1) / steps)
+        return F.cross_entropy(classifier(batch.to(device)), codes[pick].to(device))
+
+    final_loss = fit_minibatches(list(classifier.parameters()), loss_of, len(x), steps, seed, progress,
+                                 batch_size=batch_size, lr=lr, cosine=True)
     classifier.training_info = {"steps": int(steps), "seed": int(seed), "scenes": int(len(x)),
                                 "batch_size": int(batch_size), "lr": float(lr), "augment": bool(augment),
-                                "final_loss": float(loss.detach())}
+                                "final_loss": final_loss}
     return classifier.eval()
 
 

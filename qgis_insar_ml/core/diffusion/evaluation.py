@@ -19,7 +19,7 @@ from __future__ import annotations
 import math
 import os
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 import scipy.fft
@@ -378,30 +378,50 @@ def train_encoder(images: Any, labels: Any | None = None, steps: int = 500, seed
     encoder.std.copy_(var.sqrt().clamp(min=1e-6))
     encoder.to(device).train()
     head.to(device).train()
-    optimiser = torch.optim.Adam([*encoder.parameters(), *head.parameters()], lr=lr)
-    generator = torch.Generator().manual_seed(seed)
     objective = "classifier" if classes is not None else "autoencoder"
     progress.info(f"Training the feature encoder as a{'' if classes is not None else 'n'} {objective} "
                   f"on {len(x)} images for {steps} steps.")
-    for step in range(steps):
-        check_cancel(progress)
-        pick = torch.randint(len(x), (min(batch_size, len(x)),), generator=generator)
+
+    def loss_of(pick: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
         batch = x[pick].to(device)
         feats = encoder(batch)
         if classes is not None:
-            loss = F.cross_entropy(head(feats), classes[pick].to(device))
-        else:
-            target = torch.nan_to_num((batch - encoder.mean[None, :, None, None]) / encoder.std[None, :, None, None])
-            loss = F.mse_loss(head(feats, tuple(batch.shape[2:])), target)
-        optimiser.zero_grad(set_to_none=True)
-        loss.backward()
-        optimiser.step()
-        progress.set_progress(100.0 * (step + 1) / steps)
+            return F.cross_entropy(head(feats), classes[pick].to(device))
+        target = torch.nan_to_num((batch - encoder.mean[None, :, None, None]) / encoder.std[None, :, None, None])
+        return F.mse_loss(head(feats, tuple(batch.shape[2:])), target)
+
+    final_loss = fit_minibatches([*encoder.parameters(), *head.parameters()], loss_of, len(x), steps, seed,
+                                 progress, batch_size=batch_size, lr=lr)
     encoder.training_info = {"objective": objective, "steps": int(steps), "seed": int(seed),
                              "classes": None if classes is None else int(classes.max()) + 1,
                              "images": int(len(x)), "image_size": list(x.shape[2:]),
-                             "final_loss": float(loss.detach())}
+                             "final_loss": final_loss}
     return encoder.eval()
+
+
+def fit_minibatches(parameters: list[torch.Tensor], loss_of: Callable[[torch.Tensor, torch.Generator], torch.Tensor],
+                    samples: int, steps: int, seed: int, progress: Progress, *, batch_size: int, lr: float,
+                    cosine: bool = False) -> float:
+    """Adam on ``loss_of(indices of a random batch, generator)`` for ``steps`` steps; the final loss.
+
+    The small training loop of the evaluation networks (feature encoder, scene classifier):
+    ``seed`` fixes the batches (and whatever else ``loss_of`` draws from the generator),
+    ``cosine`` decays the learning rate to 0, and cancel is checked at every step.
+    """
+    optimiser = torch.optim.Adam(parameters, lr=lr)
+    schedule = (torch.optim.lr_scheduler.LambdaLR(optimiser, lambda s: 0.5 * (1.0 + math.cos(math.pi * s / steps)))
+                if cosine else None)
+    generator = torch.Generator().manual_seed(seed)
+    for step in range(steps):
+        check_cancel(progress)
+        loss = loss_of(torch.randint(samples, (min(batch_size, samples),), generator=generator), generator)
+        optimiser.zero_grad(set_to_none=True)
+        loss.backward()
+        optimiser.step()
+        if schedule is not None:
+            schedule.step()
+        progress.set_progress(100.0 * (step + 1) / steps)
+    return float(loss.detach())
 
 
 def save_encoder(encoder: FeatureEncoder, path: str | os.PathLike) -> Path:
