@@ -96,7 +96,7 @@ def run_scene(name: str, inputs: dict, work: Path) -> dict:
                                    output_coherence=str(work / f"{name}_deepinsar_coh.tif"))
     row = {"scene": name, "paths": {"input": interferogram, "Boxcar 5×5": box["OUTPUT_PHASE"],
                                     "Goldstein α=0.5": gold["OUTPUT_PHASE"], "DeepInSAR": deep["OUTPUT_PHASE"]},
-           "deepinsar_model": shipped_model(source).name}
+           "deepinsar_model": shipped_model(source.has_amplitudes).name}
     coherences = {"boxcar": box["OUTPUT_COHERENCE"], "deepinsar": deep["OUTPUT_COHERENCE"]}
     if source.has_amplitudes:  # the shipped model was the 4-channel one: run the phase-only one too
         only = filter_deepinsar_raster(source, model=str(PHASE_ONLY_MODEL),

@@ -122,6 +122,18 @@ def test_every_good_pair_is_filtered_the_broken_one_reported_and_a_rerun_skips(f
                                   single_pair_boxcar(frame, PAIRS[0], tmp_path / "single7", window=7)[0])
 
 
+def test_a_rerun_skips_complete_pairs_without_opening_their_inputs(frame):
+    filter_stack(str(frame), StackFilter("boxcar", window=5), workers=0)
+    written = outputs(frame, PAIRS[0])[0].stat().st_mtime_ns
+    phase_input(frame, PAIRS[0]).write_bytes(b"not a raster any more")
+    again = filter_stack(str(frame), StackFilter("boxcar", window=5), workers=0)
+    assert [r.status for r in again.results] == ["skipped", "skipped", "skipped", "failed"]
+    assert outputs(frame, PAIRS[0])[0].stat().st_mtime_ns == written
+    redone = filter_stack(str(frame), StackFilter("boxcar", window=7), workers=0)  # other settings: it is opened
+    assert [r.status for r in redone.results] == ["failed", "filtered", "filtered", "failed"]
+    assert redone.results[0].error.startswith(f"GDAL cannot read the product file {phase_input(frame, PAIRS[0])}")
+
+
 def test_a_cancelled_run_leaves_no_partial_file_and_the_next_run_continues(frame, tmp_path):
     out = tmp_path / "out"
     progress = StopWhen(percent=30.0)  # during the second pair (each pair is a quarter)

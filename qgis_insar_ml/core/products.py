@@ -72,6 +72,12 @@ class ProductPair:
     nodata: float | None = None
     unwrapped: bool = False
 
+    @property
+    def has_amplitudes(self) -> bool:
+        """Whether the pair has SLCs or amplitudes (as :attr:`InterferogramSource.has_amplitudes`),
+        known without opening a file."""
+        return self.slc_reference is not None or self.amplitude_reference is not None
+
     def source(self) -> InterferogramSource:
         """Open the inputs as the filters read them."""
         return InterferogramSource(**self.source_arguments())

@@ -69,8 +69,9 @@ class StackFilter:
         if self.method not in METHODS:
             raise InsarMlError(f"Unknown method {self.method!r}; choose one of {', '.join(METHODS)}.")
 
-    def recorded(self, source: InterferogramSource) -> tuple[str, dict]:
-        """The algorithm id and the settings that an output of this filter records (those that change pixels)."""
+    def recorded(self, has_amplitudes: bool) -> tuple[str, dict]:
+        """The algorithm id and the settings that an output of this filter records (those that change pixels),
+        for inputs with or without amplitudes."""
         tiling = {name: value for name, value in (("TILE_SIZE", self.tile_size), ("OVERLAP", self.overlap))
                   if value is not None}
         if self.method == "boxcar":
@@ -78,7 +79,7 @@ class StackFilter:
         if self.method == "goldstein":
             return "insarml:filter_goldstein", {"ALPHA": self.alpha, "PATCH_SIZE": self.patch_size,
                                                 "COHERENCE_WINDOW": self._coherence_window(), **tiling}
-        return "insarml:deepinsar_filter", {"MODEL": str(self._model_path(source)),
+        return "insarml:deepinsar_filter", {"MODEL": str(self._model_path(has_amplitudes)),
                                             "COHERENCE_WINDOW": self._coherence_window(), **tiling}
 
     def run(self, source: InterferogramSource, outputs: PairOutputs, progress: Progress,
@@ -93,7 +94,7 @@ class StackFilter:
         else:
             from .deepinsar.inference import filter_deepinsar_raster
 
-            filter_deepinsar_raster(source, str(self._model_path(source)), device or self.device, self.tile_size,
+            filter_deepinsar_raster(source, str(self._model_path(source.has_amplitudes)), device or self.device, self.tile_size,
                                     self.overlap, None, phase, coherence, None, progress, log,
                                     self._coherence_window())
 
@@ -119,13 +120,13 @@ class StackFilter:
             return self.coherence_window
         return GOLDSTEIN_COHERENCE_WINDOW if self.method == "goldstein" else DEFAULT_COHERENCE_WINDOW
 
-    def _model_path(self, source: InterferogramSource) -> Path:
+    def _model_path(self, has_amplitudes: bool) -> Path:
         """The model file, absolute: outputs record it, and a rerun compares it."""
         if self.model:
             return Path(self.model).resolve()
         from .deepinsar.inference import shipped_model
 
-        return shipped_model(source).resolve()
+        return shipped_model(has_amplitudes).resolve()
 
 
 @dataclass(frozen=True)
@@ -188,16 +189,14 @@ def filter_pair(job: StackJob, stack_filter: StackFilter, progress: Progress | N
                           round(time.perf_counter() - start, 3), error)
 
     try:
-        source = job.pair.source()
-        algorithm, expected = stack_filter.recorded(source)
-        made_by = _made_by(job.outputs, algorithm, expected)
-        if made_by is True:
+        made_by = _made_by(job.outputs, *stack_filter.recorded(job.pair.has_amplitudes))
+        if made_by is True:  # complete: its inputs are not even opened
             return result("skipped")
         if made_by:
             log(f"{job.label}: {made_by}; filtering it again.")
         job.outputs.phase.parent.mkdir(parents=True, exist_ok=True)
         _remove_leftovers(job.outputs)
-        stack_filter.run(source, job.outputs, progress, log, device)
+        stack_filter.run(job.pair.source(), job.outputs, progress, log, device)
     except Cancelled:
         raise
     except Exception as exc:  # noqa: BLE001 - any failure of one pair is reported, and the stack goes on

@@ -56,9 +56,9 @@ OUTPUTS = {
 }
 
 
-def shipped_model(source: InterferogramSource) -> Path:
+def shipped_model(has_amplitudes: bool) -> Path:
     """The shipped model that fits the inputs: 4-channel with amplitudes, else phase-only."""
-    path = data_dir("models") / SHIPPED[4 if source.has_amplitudes else 2]
+    path = data_dir("models") / SHIPPED[4 if has_amplitudes else 2]
     if not path.is_file():
         raise InsarMlError(f"The shipped model {path.name} is missing from {path.parent}. Reinstall the plugin "
                            "or choose a MODEL file.")
@@ -79,7 +79,7 @@ def filter_deepinsar_raster(source: InterferogramSource, model: str | None = Non
                             coherence_window: int = DEFAULT_COHERENCE_WINDOW) -> dict[str, str]:
     """Restore the phase and estimate the coherence of an interferogram of any size."""
     progress = progress or SilentProgress()
-    model_path = Path(model) if model else shipped_model(source)
+    model_path = Path(model) if model else shipped_model(source.has_amplitudes)
     weights, card, config = read_model(model_path)
     channels = config.in_channels
     if channels == 4 and not source.has_amplitudes:
