@@ -94,8 +94,8 @@ class StackFilter:
         else:
             from .deepinsar.inference import filter_deepinsar_raster
 
-            filter_deepinsar_raster(source, str(self._model_path(source.has_amplitudes)), device or self.device, self.tile_size,
-                                    self.overlap, None, phase, coherence, None, progress, log,
+            filter_deepinsar_raster(source, str(self._model_path(source.has_amplitudes)), device or self.device,
+                                    self.tile_size, self.overlap, None, phase, coherence, None, progress, log,
                                     self._coherence_window())
 
     def check(self) -> None:
