@@ -156,7 +156,7 @@ def generated_figure(out: Path, scenes: list[str], high: str) -> None:
             ax.set_axis_off()
     for row, (title, path) in enumerate((("64×64 input", scenes[2]), ("2× super-resolved", high))):
         ax = axes[row][-1]
-        ax.imshow(read_full(path, title, "real")[0], cmap="RdBu_r", interpolation="nearest")
+        ax.imshow(read_full(path, title, "real", band=1)[0], cmap="RdBu_r", interpolation="nearest")  # unwrapped
         ax.set_title(title, fontsize=9)
         ax.set_axis_off()
     fig.suptitle("Shipped PDMs via qgis_process: one generated interferogram per source type [rad]")

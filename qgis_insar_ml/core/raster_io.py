@@ -627,7 +627,7 @@ def plugin_version() -> str:
     return "unknown"
 
 
-def read_full(path: str | os.PathLike, role: str, kind: str) -> tuple[np.ndarray, np.ndarray]:
-    """Read a whole raster (small rasters: tests, reports, figures)."""
-    raster = InputRaster(path, role, kind)
+def read_full(path: str | os.PathLike, role: str, kind: str, band: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Read a whole raster (small rasters: tests, reports, figures); ``band`` picks one of several."""
+    raster = InputRaster(path, role, kind, band)
     return raster.read(Window(0, 0, raster.grid.height, raster.grid.width))
