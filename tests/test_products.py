@@ -90,6 +90,15 @@ def test_licsar_any_file_of_the_pair_opens_the_pair_and_its_geotransform_reaches
         assert open_product(str(folder / name)).interferogram.endswith("diff_unfiltered_pha.tif")
 
 
+def test_a_pair_knows_without_opening_files_whether_its_source_has_amplitudes(tmp_path):
+    """Stacks decide whether a finished pair is complete from the record alone."""
+    frame = tmp_path / "frame"
+    licsar_pair(frame, "20200113_20200125", unfiltered=False, mli=False)
+    licsar_pair(frame, "20200101_20200113")
+    pairs = find_pairs(str(frame))
+    assert [p.has_amplitudes for p in pairs] == [p.source().has_amplitudes for p in pairs] == [True, False]
+
+
 def test_licsar_frame_stack_and_filtered_only_pair(tmp_path):
     frame = tmp_path / "frame"
     licsar_pair(frame, "20200113_20200125", unfiltered=False, mli=False)

@@ -74,9 +74,11 @@ class ProductPair:
 
     @property
     def has_amplitudes(self) -> bool:
-        """Whether the pair has SLCs or amplitudes (as :attr:`InterferogramSource.has_amplitudes`),
+        """Whether :meth:`source` will know the SLC amplitudes (the rule of
+        :attr:`InterferogramSource.has_amplitudes`: an interferogram takes precedence over SLCs),
         known without opening a file."""
-        return self.slc_reference is not None or self.amplitude_reference is not None
+        return bool(self.amplitude_reference or (not self.interferogram and self.slc_reference
+                                                 and self.slc_secondary))
 
     def source(self) -> InterferogramSource:
         """Open the inputs as the filters read them."""

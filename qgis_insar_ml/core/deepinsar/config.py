@@ -75,7 +75,6 @@ def fringe_reach(windows: tuple[tuple[int, int], ...]) -> int:
     return max((f // 2 + 1 + a // 2 for f, a in windows), default=0)
 
 
-
 def receptive_field(config: DeepInsarConfig) -> int:
     """Width in full-resolution pixels of the input window one output pixel depends on."""
     s = config.downsample
