@@ -4,7 +4,8 @@ Real data has no ground truth, so the score is the residue count (phase singular
 around 2×2 loops; fewer = easier unwrapping) of the input and of each result, plus the
 mean coherence. DeepInSAR uses the shipped model that fits each scene: 4-channel where
 amplitudes exist (despeckCL, Amsterdam), phase-only for the LiCSAR interferograms; on the
-scenes with amplitudes the phase-only model runs as well. Also reported: the periodic-artifact
+scenes with amplitudes the phase-only model runs as well, on the interferogram's phase alone,
+its coherence from the looks (:data:`LOOKS`) as with LOOKS in QGIS. Also reported: the periodic-artifact
 ratio at period 4 of every method's output phase (``periodic_artifact_ratio(exp(iφ), 4)``:
 ~1–3 = none, tens to hundreds = the 4-pixel grid of a network that works on a 4× grid), the
 mean coherence of Boxcar 3–11 (maximum-likelihood from the powers where amplitudes exist) and
@@ -39,6 +40,9 @@ from qgis_insar_ml.core.raster_io import Window, read_full  # noqa: E402
 gdal.UseExceptions()
 
 PHASE_ONLY_MODEL = REPO / "models" / "deepinsar_phase.safetensors"
+# Looks per scene for the phase-only coherence: LiCSAR multilooks 20×4 before geocoding; the
+# Amsterdam pair is single-look SLCs; despeckCL's sensor is undocumented, its phase taken as single-look.
+LOOKS = {"greece": "20x4", "afghanistan": "20x4", "despeckcl": "1", "amsterdam": "1"}
 WINDOWS = (3, 5, 7, 9, 11)
 PERIOD = 4
 ZOOM = 96
@@ -93,13 +97,14 @@ def run_scene(name: str, inputs: dict, work: Path) -> dict:
     gold = filter_goldstein_raster(InterferogramSource(interferogram=interferogram, **amplitudes), 0.5, 32,
                                    output_phase=str(work / f"{name}_goldstein.tif"))
     deep = filter_deepinsar_raster(source, output_phase=str(work / f"{name}_deepinsar.tif"),
-                                   output_coherence=str(work / f"{name}_deepinsar_coh.tif"))
+                                   output_coherence=str(work / f"{name}_deepinsar_coh.tif"), looks=LOOKS[name])
     row = {"scene": name, "paths": {"input": interferogram, "Boxcar 5×5": box["OUTPUT_PHASE"],
                                     "Goldstein α=0.5": gold["OUTPUT_PHASE"], "DeepInSAR": deep["OUTPUT_PHASE"]},
            "deepinsar_model": shipped_model(source.has_amplitudes).name}
     coherences = {"boxcar": box["OUTPUT_COHERENCE"], "deepinsar": deep["OUTPUT_COHERENCE"]}
-    if source.has_amplitudes:  # the shipped model was the 4-channel one: run the phase-only one too
-        only = filter_deepinsar_raster(source, model=str(PHASE_ONLY_MODEL),
+    if source.has_amplitudes:  # the shipped model was the 4-channel one: run the phase-only one on the phase too
+        only = filter_deepinsar_raster(InterferogramSource(interferogram=interferogram), model=str(PHASE_ONLY_MODEL),
+                                       looks=LOOKS[name],
                                        output_phase=str(work / f"{name}_deepinsar_phase_only.tif"),
                                        output_coherence=str(work / f"{name}_deepinsar_phase_only_coh.tif"))
         row["paths_phase_only"] = {"DeepInSAR phase-only": only["OUTPUT_PHASE"]}

@@ -24,7 +24,9 @@ Test set, per signal scene (LiCSAR Greece and Afghanistan, reported separately a
 
 Methods as in ``deepinsar_tables.py`` (the paper's Tables 1–4): identity, Boxcar 3–11 (ML
 coherence from the powers), Goldstein (α 0.5, patch 32, Boxcar-5 coherence) and each model of
-``--models`` (4-channel: phase and both amplitudes; phase-only: the phase). Scores on the valid
+``--models`` (4-channel: phase and both amplitudes; phase-only: the phase, and the configuration's
+looks for its looks-aware coherence, as a user gives LOOKS; its head's coherence is reported as
+"<model>, head"). Scores on the valid
 pixels more than 16 px from the border: phase RMSE on the wrapped difference to the clean phase,
 coherence RMSE to the true γ, mean predicted γ (calibration), and the periodic-artifact ratio at
 period 4 of ``coherence·exp(iφ)`` (``exp(iφ)`` for the identity).
@@ -48,6 +50,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "benchmarks"))
 
+from qgis_insar_ml.core.deepinsar.looks_coherence import LooksCoherence  # noqa: E402
 from qgis_insar_ml.core.deepinsar.modelfile import load_model  # noqa: E402
 from qgis_insar_ml.core.filters import boxcar  # noqa: E402
 from qgis_insar_ml.core.metrics import coherence_rmse, periodic_artifact_ratio, phase_rmse  # noqa: E402
@@ -225,7 +228,7 @@ def score_mask(valid: np.ndarray) -> np.ndarray:
 
 
 def score_scene(signal: dict, slc: np.ndarray, gamma_map: np.ndarray, nets: dict, scene_index: int,
-                calibration: dict) -> dict:
+                calibration: dict, estimators: dict) -> dict:
     mask = score_mask(signal["valid"])
     results = {}
     for index, (name, scale, gamma, looks, sensor_spectrum) in enumerate(configurations()):
@@ -233,7 +236,9 @@ def score_scene(signal: dict, slc: np.ndarray, gamma_map: np.ndarray, nets: dict
         sim = simulate(scale * signal["phase"], gamma_map if gamma == "map" else gamma, slc, looks, rng,
                        sensor_spectrum)
         scores = {}
-        for method, (phase, coherence) in run_methods(sim["interferogram"], sim["p1"], sim["p2"], nets).items():
+        methods = run_methods(sim["interferogram"], sim["p1"], sim["p2"], nets, looks=float(looks[0] * looks[1]),
+                              looks_estimators=estimators)
+        for method, (phase, coherence) in methods.items():
             s = {"phase_rmse": phase_rmse(phase, sim["clean"], mask)}
             z = np.exp(1j * phase) if coherence is None else coherence * np.exp(1j * phase)
             s["artifact_ratio"] = periodic_artifact_ratio(z[BORDER:-BORDER, BORDER:-BORDER], PERIOD)
@@ -269,9 +274,10 @@ def metric_table(results: dict, metric: str, methods: list[str], models: list[st
 
 # ---------------------------------------------------------------- report
 
-def report(setup: dict, results: dict, models: list[str], calibration: dict, summaries: dict) -> str:
+def report(setup: dict, results: dict, models: list[str], heads: list[str], calibration: dict,
+           summaries: dict) -> str:
     methods = [*CLASSICAL, *models]
-    coh_methods = [*BOXCARS, *models]
+    coh_methods = [*BOXCARS, *models, *heads]
     text = ["## Real signals with real speckle: DeepInSAR against the best classical filter", "",
             f"Signals: LiCSAR coseismic `.unw` of {', '.join(SCENES)}, {SIZE}×{SIZE} crops around the deformation "
             f"peak, at {' and '.join(f'{s}×' for s in SCALES)} their fringe rate. Speckle: Envisat SLC (isce3 test "
@@ -346,19 +352,24 @@ def main() -> None:
         sys.exit(f"No real data at {args.realdata}: pass --realdata (see ../shared/realdata/README.md).")
     start = time.perf_counter()
     torch.set_grad_enabled(False)
-    nets = {}
+    nets, estimators = {}, {}
     for path in args.models:
-        net = load_model(path)[0].to(memory_format=torch.channels_last)
+        net, card = load_model(path)
         label = "DeepInSAR 4-ch" if net.config.in_channels == 4 else "DeepInSAR phase-only"
-        nets[label if label not in nets else f"{label} ({path.stem})"] = net
+        label = label if label not in nets else f"{label} ({path.stem})"
+        nets[label] = net.to(memory_format=torch.channels_last)
+        estimator = LooksCoherence.from_card(card, path.name) if net.config.in_channels == 2 else None
+        if estimator is not None:
+            estimators[label] = estimator
     models = list(nets)
+    heads = [f"{m}, head" for m in estimators]
     slc = load_slc(args.realdata)
     gamma_map, gamma_info = load_gamma_map(args.realdata)
     setup = {"size": SIZE, "border": BORDER, "looks": list(LOOKS), "scales": list(SCALES), "gammas": list(GAMMAS),
              "seed": SEED, "wavelength_m": WAVELENGTH, "slc": "isce3_testdata/warped_envisat.slc [10:490, 10:490]",
              "gamma_map": gamma_info, "models": {m: str(p) for m, p in zip(models, args.models)},
              "phase_scale": {}, "fringe_rates": {}, "crops": {}}
-    calibration = {"methods": [*models, "boxcar 5", "boxcar 9"], "bins": {}}
+    calibration = {"methods": [*models, *heads, "boxcar 5", "boxcar 9"], "bins": {}}
     results = {}
     for scene_index, scene in enumerate(SCENES):
         print(f"{scene}:", flush=True)
@@ -367,7 +378,7 @@ def main() -> None:
         setup["crops"][scene] = signal["crop"]
         setup["fringe_rates"][scene] = {f"{k}x": fringe_rates(k * signal["phase"], signal["valid"], score_mask(signal["valid"]))
                                          for k in SCALES}
-        results[scene] = score_scene(signal, slc, gamma_map, nets, scene_index, calibration)
+        results[scene] = score_scene(signal, slc, gamma_map, nets, scene_index, calibration, estimators)
     def pooled(keep) -> dict:
         return {f"{s}/{c}": v for s in results for c, v in results[s].items() if keep(c)}
 
@@ -381,7 +392,7 @@ def main() -> None:
     summaries["pooled with varying γ (32 configurations)"] = compare(pooled(white), models)
     summaries[f"pooled, single-look with {SENSOR_NOISE} (12 configurations)"] = compare(
         pooled(lambda c: not white(c)), models)
-    text = report(setup, results, models, calibration, summaries)
+    text = report(setup, results, models, heads, calibration, summaries)
     runtime = time.perf_counter() - start
     text += f"\n\nRuntime: {runtime:.0f} s on {torch.get_num_threads()} CPU threads.\n"
     print(text)

@@ -11,6 +11,7 @@ from collections.abc import Callable, Iterable, Mapping
 import numpy as np
 
 from qgis_insar_ml.core.deepinsar.inference import filter_arrays
+from qgis_insar_ml.core.deepinsar.looks_coherence import LooksCoherence
 from qgis_insar_ml.core.filters import boxcar, goldstein
 from qgis_insar_ml.core.inputs import InterferogramBlock
 
@@ -19,11 +20,15 @@ GOLDSTEIN_ALPHA, GOLDSTEIN_PATCH = 0.5, 32
 
 
 def run_methods(ifg: np.ndarray, power_reference: np.ndarray, power_secondary: np.ndarray, nets: Mapping,
-                valid: np.ndarray | None = None) -> dict[str, tuple[np.ndarray, np.ndarray | None]]:
+                valid: np.ndarray | None = None, looks: float | None = None,
+                looks_estimators: Mapping[str, LooksCoherence] | None = None
+                ) -> dict[str, tuple[np.ndarray, np.ndarray | None]]:
     """(phase, coherence or None) of every method on one interferogram with its SLC powers:
     identity, Boxcar 3–11 (ML coherence from the powers), Goldstein (α 0.5, patch 32,
     Boxcar-5 coherence) and each network (4-channel ones get both powers, phase-only ones
-    the unit phasor alone)."""
+    the unit phasor alone). A phase-only network with a looks-aware estimator in
+    ``looks_estimators`` gets its coherence from the ``looks`` (as with LOOKS in QGIS), and
+    its head's coherence is kept as method ``"<name>, head"``."""
     out = {"identity": (np.angle(ifg), None)}
     for w in WINDOWS:
         filtered, coherence = boxcar(ifg, w, power_reference, power_secondary)
@@ -36,7 +41,12 @@ def run_methods(ifg: np.ndarray, power_reference: np.ndarray, power_secondary: n
                                        valid)
         else:
             block = InterferogramBlock(np.exp(1j * np.angle(ifg)).astype(np.complex64), None, None, valid)
-        out[name] = filter_arrays(net, block)
+        phase, coherence = filter_arrays(net, block)
+        estimator = (looks_estimators or {}).get(name)
+        if estimator is not None and looks is not None and block.power_reference is None:
+            out[f"{name}, head"] = (phase, coherence)
+            coherence = estimator.estimate(block.interferogram, phase, coherence, valid, looks)
+        out[name] = (phase, coherence)
     return out
 
 

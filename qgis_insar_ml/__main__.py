@@ -96,11 +96,13 @@ class _ConsoleProgress:
 def _filter(args: argparse.Namespace) -> int:
     import signal
 
+    from .core.deepinsar.looks_coherence import parse_look_count
     from .core.stack import StackFilter, filter_stack
 
     stack_filter = StackFilter(method=args.method, window=args.window, alpha=args.alpha, patch_size=args.patch_size,
                                coherence_window=args.coherence_window, model=args.model, device=args.device,
-                               tile_size=args.tile_size, overlap=args.overlap)
+                               tile_size=args.tile_size, overlap=args.overlap,
+                               looks=parse_look_count(args.looks))
     progress = _ConsoleProgress()
     signal.signal(signal.SIGINT, progress.interrupt)
     result = filter_stack(args.inputs, stack_filter, args.output_folder, args.workers, args.scheduler, progress,
@@ -116,6 +118,12 @@ def _export_checkpoint(args: argparse.Namespace) -> None:
     from .core.deepinsar.training import export_checkpoint
 
     print(export_checkpoint(args.checkpoint, args.output))
+
+
+def _fit_looks_coherence(args: argparse.Namespace) -> None:
+    from .core.deepinsar.looks_coherence import fit_looks_coherence
+
+    print(fit_looks_coherence(args.model, args.scenes, args.steps, args.seed))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -198,6 +206,13 @@ def main(argv: list[str] | None = None) -> int:
     export.add_argument("checkpoint")
     export.add_argument("output", help="model file to write (.safetensors + .json card)")
     export.set_defaults(run=_export_checkpoint)
+    fit = commands.add_parser("fit-looks-coherence",
+                              help="fit a phase-only model's looks-aware coherence and write it into its card")
+    fit.add_argument("model", help="phase-only model file (.safetensors with its .json card)")
+    fit.add_argument("--scenes", type=int, default=400, help="simulated scenes (192 px; about 10 per second)")
+    fit.add_argument("--steps", type=int, default=4000)
+    fit.add_argument("--seed", type=int, default=0)
+    fit.set_defaults(run=_fit_looks_coherence)
     stack = commands.add_parser(
         "filter", help="filter every pair of a stack (folder, files, LiCSAR frame, HyP3 folder(s), MintPy h5)",
         description="Writes <stem>.tif (filtered phase) and <stem>.coherence.tif per pair, beside the inputs or "
@@ -213,6 +228,8 @@ def main(argv: list[str] | None = None) -> int:
     stack.add_argument("--coherence-window", type=int,
                        help="Goldstein's boxcar coherence / DeepInSAR's compensated coherence window "
                             "(default: 5 / 9; 0 = DeepInSAR's coherence head)")
+    stack.add_argument("--looks", help="looks of phase-only pairs, rows x columns (20x4) or a number: DeepInSAR's "
+                                       "looks-aware coherence (default: unknown, the network's head)")
     stack.add_argument("--model", help="DeepInSAR model file (default: the shipped model that fits the inputs)")
     stack.add_argument("--device", default="auto", help="DeepInSAR: auto, cpu, cuda or cuda:N")
     stack.add_argument("--tile-size", type=int, help="tile size [px] (default: each filter's)")

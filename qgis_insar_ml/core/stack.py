@@ -52,7 +52,8 @@ class StackFilter:
     """The filter every pair gets, with its settings (picklable: it travels to the workers).
 
     ``window`` is the Boxcar window; ``coherence_window`` the Goldstein boxcar coherence window
-    or the DeepInSAR compensated-coherence window (None: each filter's default).
+    or the DeepInSAR compensated-coherence window (None: each filter's default); ``looks`` the
+    pairs' number of looks, for DeepInSAR's coherence of phase-only pairs.
     """
 
     method: str = "deepinsar"
@@ -64,6 +65,7 @@ class StackFilter:
     device: str = "auto"
     tile_size: int | None = None
     overlap: int | None = None
+    looks: float | None = None
 
     def __post_init__(self) -> None:
         if self.method not in METHODS:
@@ -80,7 +82,8 @@ class StackFilter:
             return "insarml:filter_goldstein", {"ALPHA": self.alpha, "PATCH_SIZE": self.patch_size,
                                                 "COHERENCE_WINDOW": self._coherence_window(), **tiling}
         return "insarml:deepinsar_filter", {"MODEL": str(self._model_path(has_amplitudes)),
-                                            "COHERENCE_WINDOW": self._coherence_window(), **tiling}
+                                            "COHERENCE_WINDOW": self._coherence_window(),
+                                            "LOOKS": None if has_amplitudes else self.looks, **tiling}
 
     def run(self, source: InterferogramSource, outputs: PairOutputs, progress: Progress,
             log: Callable[[str], None], device: str | None = None) -> None:
@@ -96,7 +99,7 @@ class StackFilter:
 
             filter_deepinsar_raster(source, str(self._model_path(source.has_amplitudes)), device or self.device,
                                     self.tile_size, self.overlap, None, phase, coherence, None, progress, log,
-                                    self._coherence_window())
+                                    self._coherence_window(), self.looks)
 
     def check(self) -> None:
         """Refuse bad settings once, before any pair (rather than once per pair in the report)."""
@@ -109,8 +112,10 @@ class StackFilter:
             boxcar(block, self._coherence_window())
         else:
             from .deepinsar.inference import check_coherence_window
+            from .deepinsar.looks_coherence import parse_look_count
 
             check_coherence_window(self._coherence_window())
+            parse_look_count(self.looks)
             if self.model and not Path(self.model).is_file():
                 raise InsarMlError(f"MODEL {self.model} does not exist. Choose a .safetensors model file, or leave "
                                    "it empty for the shipped model.")

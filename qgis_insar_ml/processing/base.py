@@ -14,6 +14,7 @@ from qgis.core import (
     QgsProcessingFeedback,
     QgsProcessingParameterNumber,
     QgsProcessingParameterRasterLayer,
+    QgsProcessingParameterString,
 )
 from qgis.PyQt.QtCore import QTimer
 from qgis.PyQt.QtGui import QIcon
@@ -154,6 +155,17 @@ class InsarMlAlgorithm(QgsProcessingAlgorithm):
         self.add_advanced_int("TILE_SIZE", "Tile size [px]" + (" (empty = automatic)" if tile_size is None else ""),
                               tile_size, 32, 16384)
         self.add_advanced_int("OVERLAP", "Tile overlap [px] (empty = automatic)", None, 0, 4096)
+
+    def add_looks_parameter(self) -> None:
+        """LOOKS: what DeepInSAR's coherence of a phase-only interferogram needs to be calibrated."""
+        self.addParameter(QgsProcessingParameterString(
+            "LOOKS", "Looks of a phase-only interferogram (rows x columns, e.g. 20x4, or a number; empty = unknown)",
+            optional=True))
+
+    def looks(self, parameters: dict, context: QgsProcessingContext) -> float | None:
+        from ..core.deepinsar.looks_coherence import parse_look_count  # numpy only
+
+        return parse_look_count(self.parameterAsString(parameters, "LOOKS", context))
 
     def optional_int(self, parameters: dict, name: str, context: QgsProcessingContext) -> int | None:
         """An integer parameter whose empty value means "automatic"."""

@@ -26,7 +26,10 @@ class DeepInsarFilterAlgorithm(InsarMlAlgorithm):
         "run tile by tile; the default overlap covers the model's receptive field. COHERENCE_WINDOW: with "
         "amplitudes or SLCs the coherence is the maximum-likelihood estimate over this box after removing the "
         "restored phase (fringe-compensated; calibrated on real speckle); 0 = the network's coherence head, "
-        "which phase-only inputs always use. OUTPUT_INTERFEROGRAM is coherence · exp(i · filtered phase)."
+        "which phase-only inputs use. LOOKS: the number of looks of a phase-only interferogram (rows x columns "
+        "such as 20x4 for LiCSAR, or a number): the phase alone cannot tell looks from coherence, so with LOOKS "
+        "the coherence is the looks-aware estimate fitted for the model (see its card), without it the head's. "
+        "OUTPUT_INTERFEROGRAM is coherence · exp(i · filtered phase)."
     )
 
     def initAlgorithm(self, config=None):  # noqa: N802
@@ -38,6 +41,7 @@ class DeepInsarFilterAlgorithm(InsarMlAlgorithm):
         self.addParameter(QgsProcessingParameterString("DEVICE", "Device (auto, cpu, cuda, cuda:N)", "auto"))
         self.add_tiling_parameters(None)
         self.add_advanced_int("BATCH_SIZE", "Tiles per batch (empty = automatic)", None, 1, 256)
+        self.add_looks_parameter()
         self.add_advanced_int("COHERENCE_WINDOW", "Coherence window with amplitudes [px, odd; 0 = network head]",
                               DEFAULT_COHERENCE_WINDOW, 0, 51)
         for name, description, default in (("OUTPUT_PHASE", "Filtered phase", True),
@@ -58,4 +62,5 @@ class DeepInsarFilterAlgorithm(InsarMlAlgorithm):
             self.parameterAsOutputLayer(parameters, "OUTPUT_PHASE", context),
             self.parameterAsOutputLayer(parameters, "OUTPUT_COHERENCE", context),
             self.parameterAsOutputLayer(parameters, "OUTPUT_INTERFEROGRAM", context),
-            progress, progress.info, self.parameterAsInt(parameters, "COHERENCE_WINDOW", context))
+            progress, progress.info, self.parameterAsInt(parameters, "COHERENCE_WINDOW", context),
+            self.looks(parameters, context))

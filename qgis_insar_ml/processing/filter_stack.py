@@ -35,7 +35,8 @@ class FilterStackAlgorithm(InsarMlAlgorithm):
         "the same settings are skipped, so a cancelled run continues where it stopped. A pair that fails does not "
         "stop the others: it is listed with its error in the log and in insarml_filter_report.json. WORKERS: "
         "pairs filtered in parallel by local Dask worker processes (empty = one per core; DeepInSAR: one per "
-        "GPU, or QGIS's process on the CPU; 0 or 1 = one after another in QGIS's process, without Dask)."
+        "GPU, or QGIS's process on the CPU; 0 or 1 = one after another in QGIS's process, without Dask). LOOKS: "
+        "the pairs' number of looks (e.g. 20x4 for LiCSAR), for DeepInSAR's coherence of phase-only pairs."
     )
 
     def initAlgorithm(self, config=None):  # noqa: N802
@@ -56,6 +57,7 @@ class FilterStackAlgorithm(InsarMlAlgorithm):
         self.addParameter(QgsProcessingParameterString("DEVICE", "DeepInSAR device (auto, cpu, cuda, cuda:N)", "auto"))
         self.add_advanced_int("COHERENCE_WINDOW", "Coherence window [px, odd] (empty = Goldstein 5, DeepInSAR 9; "
                                                   "0 = DeepInSAR's network head)", None, 0, 101)
+        self.add_looks_parameter()
         self.add_tiling_parameters(None)
         self.add_advanced_int("WORKERS", "Parallel workers (empty = one per core or GPU; 0 or 1 = in QGIS)",
                               None, 0, 1024)
@@ -82,7 +84,8 @@ class FilterStackAlgorithm(InsarMlAlgorithm):
             self.parameterAsInt(parameters, "PATCH_SIZE", context),
             self.optional_int(parameters, "COHERENCE_WINDOW", context),
             self.parameterAsFile(parameters, "MODEL", context) or None,
-            self.parameterAsString(parameters, "DEVICE", context) or "auto", tile_size, overlap)
+            self.parameterAsString(parameters, "DEVICE", context) or "auto", tile_size, overlap,
+            self.looks(parameters, context))
         output_folder = self.parameterAsFileOutput(parameters, "OUTPUT_FOLDER", context) or None
         try:
             result = filter_stack(inputs, stack_filter, output_folder,

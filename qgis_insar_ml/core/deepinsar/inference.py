@@ -4,8 +4,9 @@ Coherence: with amplitudes (or SLCs) it is, by default, the maximum-likelihood e
 a ``coherence_window`` box after removing the restored phase (:func:`~..filters.compensated_coherence`):
 on real speckle the network's own coherence head reads low (Amsterdam 0.56 where the pair's
 documented coherence is 0.75), the fringe-compensated estimate does not, and it beats the
-best Boxcar window in every configuration of the real-signal benchmark. Phase-only inputs,
-and ``coherence_window`` 0, use the network's head.
+best Boxcar window in every configuration of the real-signal benchmark. Phase-only inputs
+use the network's head, recalibrated for the product's number of looks when it is given
+(:mod:`.looks_coherence`); ``coherence_window`` 0 always gives the head.
 
 The amplitude statistics come from a sample of the whole raster, so every tile is
 normalised alike. Tiles go to the network in batches (a GPU fills up on a batch); a CUDA
@@ -14,6 +15,7 @@ out-of-memory error halves the batch and tries again.
 from __future__ import annotations
 
 import math
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable
 
@@ -30,6 +32,7 @@ from ..tiling import BLEND_COMPLEX, BLEND_PHASE, BLEND_REAL
 from .config import DeepInsarConfig
 from .cpu_runtime import PRECISION_ENV, cached_cpu_runner, cpu_runner, cpu_without_torch, requested_precision
 from .fringes import network_input
+from .looks_coherence import LooksCoherence, parse_look_count
 from .modelfile import load_model, read_model
 from .observation import AmplitudeStats, normalize_amplitude, source_amplitude_stats
 
@@ -76,8 +79,11 @@ def filter_deepinsar_raster(source: InterferogramSource, model: str | None = Non
                             output_coherence: str | None = None, output_interferogram: str | None = None,
                             progress: Progress | None = None,
                             log: Callable[[str], None] = lambda message: None,
-                            coherence_window: int = DEFAULT_COHERENCE_WINDOW) -> dict[str, str]:
-    """Restore the phase and estimate the coherence of an interferogram of any size."""
+                            coherence_window: int = DEFAULT_COHERENCE_WINDOW,
+                            looks: float | None = None) -> dict[str, str]:
+    """Restore the phase and estimate the coherence of an interferogram of any size.
+
+    ``looks``: the number of looks of a phase-only interferogram (see :mod:`.looks_coherence`)."""
     progress = progress or SilentProgress()
     model_path = Path(model) if model else shipped_model(source.has_amplitudes)
     weights, card, config = read_model(model_path)
@@ -87,6 +93,8 @@ def filter_deepinsar_raster(source: InterferogramSource, model: str | None = Non
             f"The model {model_path.name} takes phase and amplitudes, but the inputs carry only a phase. "
             "Give the SLC pair or both amplitude rasters, or use the phase-only model.")
     check_coherence_window(coherence_window)
+    looks = parse_look_count(looks)
+    from_looks = _coherence_from_looks(card, model_path.name, source.has_amplitudes, looks, coherence_window, log)
     runner, device_name = _runner(weights, config, device, log)
     # The sample reads blocks from all over the raster: through a small cache, or GDAL's default
     # (5 % of RAM) keeps up to the whole input in memory, and peak memory grows with the raster.
@@ -112,7 +120,7 @@ def filter_deepinsar_raster(source: InterferogramSource, model: str | None = Non
             precision["reduced"], chosen = choose_runner_precision(runner, observations[0], log)
             first = [chosen]
         pairs = first + _run_batches(runner, observations[len(first):], log, precision["reduced"])
-        return [_outputs(block, phase, coherence, outputs, coherence_window)
+        return [_outputs(block, phase, coherence, outputs, coherence_window, from_looks)
                 for block, (phase, coherence) in zip(blocks, pairs)]
 
     with bounded_gdal_cache(PIPELINE_CACHE_MB * 2**20):
@@ -122,7 +130,8 @@ def filter_deepinsar_raster(source: InterferogramSource, model: str | None = Non
              "OUTPUT_INTERFEROGRAM": output_interferogram},
             "insarml:deepinsar_filter",
             {"MODEL": str(model_path), "DEVICE": device_name, "TILE_SIZE": tile_size, "OVERLAP": overlap,
-             "BATCH_SIZE": batch_size, "RUNTIME": runner.name, "COHERENCE_WINDOW": coherence_window},
+             "BATCH_SIZE": batch_size, "RUNTIME": runner.name, "COHERENCE_WINDOW": coherence_window,
+             "LOOKS": None if source.has_amplitudes else looks},
             tile_size, overlap, progress, model=model_path.name, batch_size=batch_size, align=config.downsample)
 
 
@@ -142,9 +151,33 @@ def _runner(weights: Path, config, device: str, log: Callable[[str], None]):
     return cpu_runner(net, weights, log), str(torch_device)
 
 
+def _coherence_from_looks(card: dict, name: str, has_amplitudes: bool, looks: float | None,
+                          coherence_window: int, log: Callable[[str], None]) -> Callable | None:
+    """The looks-aware estimate for phase-only inputs with known looks, else None (and why, in the log)."""
+    if has_amplitudes:
+        if looks is not None:
+            log("LOOKS is not needed with amplitudes or SLCs: the coherence comes from the powers.")
+        return None
+    if looks is None:
+        log("Phase-only input without LOOKS: the coherence is the network's head, which cannot tell looks from "
+            "coherence; give the product's looks (e.g. 20x4) for a calibrated coherence.")
+        return None
+    if coherence_window == 0:
+        return None
+    estimator = LooksCoherence.from_card(card, name)
+    if estimator is None:
+        raise InsarMlError(f"The model {name} has no looks-aware coherence in its card. Leave LOOKS empty, or fit "
+                           f"one: python -m qgis_insar_ml fit-looks-coherence {name}")
+    log(f"Coherence: looks-aware estimate for {looks:g} looks.")
+    return partial(estimator.estimate, looks=looks)
+
+
 def filter_arrays(net: DeepInsarNet, block: InterferogramBlock, stats=None,
-                  coherence_window: int = DEFAULT_COHERENCE_WINDOW) -> tuple[np.ndarray, np.ndarray]:
-    """(filtered phase, coherence) of one in-memory block with torch in float32, on the network's device."""
+                  coherence_window: int = DEFAULT_COHERENCE_WINDOW,
+                  coherence_from_looks: Callable | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """(filtered phase, coherence) of one in-memory block with torch in float32, on the network's device.
+
+    ``coherence_from_looks``: ``LooksCoherence.estimate`` with the looks bound, for phase-only blocks."""
     check_coherence_window(coherence_window)
     if net.config.in_channels == 4 and stats is None:
         stats = (AmplitudeStats.of(np.sqrt(block.power_reference)), AmplitudeStats.of(np.sqrt(block.power_secondary)))
@@ -152,7 +185,7 @@ def filter_arrays(net: DeepInsarNet, block: InterferogramBlock, stats=None,
 
     device = next(net.parameters()).device
     phase, coherence = _run_same_shapes(TorchRunner(net, device), [_observation(block, net.config, stats)], False)[0]
-    out = _outputs(block, phase, coherence, [], coherence_window)
+    out = _outputs(block, phase, coherence, [], coherence_window, coherence_from_looks)
     return out["OUTPUT_PHASE"], out["OUTPUT_COHERENCE"]
 
 
@@ -185,11 +218,14 @@ def _observation(block: InterferogramBlock, config: DeepInsarConfig, stats) -> n
 
 
 def _outputs(block: InterferogramBlock, phase: np.ndarray, coherence: np.ndarray, wanted: list[str],
-             coherence_window: int) -> dict[str, np.ndarray]:
-    """The requested outputs of one tile; the coherence is fringe-compensated when powers are known."""
+             coherence_window: int, coherence_from_looks: Callable | None = None) -> dict[str, np.ndarray]:
+    """The requested outputs of one tile; the coherence is fringe-compensated when powers are known,
+    looks-aware for a phase with known looks, else the network's head."""
     if coherence_window and block.power_reference is not None:
         coherence = compensated_coherence(block.interferogram, phase, coherence_window, block.power_reference,
                                           block.power_secondary)
+    elif coherence_window and coherence_from_looks is not None:
+        coherence = coherence_from_looks(block.interferogram, phase, coherence, block.valid)
     out = {"OUTPUT_PHASE": phase, "OUTPUT_COHERENCE": coherence}
     if "OUTPUT_INTERFEROGRAM" in wanted:
         out["OUTPUT_INTERFEROGRAM"] = coherence * np.exp(1j * phase)
