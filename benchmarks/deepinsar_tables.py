@@ -28,6 +28,7 @@ sys.path.insert(0, str(REPO))
 from qgis_insar_ml.core.deepinsar.data import TEST_SEED_BASE  # noqa: E402
 from qgis_insar_ml.core.deepinsar.inference import filter_arrays  # noqa: E402
 from qgis_insar_ml.core.deepinsar.model import PAPER_CONFIG, DeepInsarNet  # noqa: E402
+from qgis_insar_ml.core.deepinsar.looks_coherence import LooksCoherence  # noqa: E402
 from qgis_insar_ml.core.deepinsar.modelfile import load_model  # noqa: E402
 from qgis_insar_ml.core.model_files import card_path  # noqa: E402
 from qgis_insar_ml.core.filters import boxcar, goldstein  # noqa: E402
@@ -46,19 +47,20 @@ def config_name(noise: str, fringe: str, strips: bool) -> str:
     return f"{noise}-{fringe}-{'S' if strips else 'NS'}"
 
 
-def methods(pair, nets: dict) -> dict[str, tuple[np.ndarray, np.ndarray | None]]:
-    """(phase, coherence or None) of every method on one simulated pair."""
-    return run_methods(pair.interferogram, np.abs(pair.reference) ** 2, np.abs(pair.secondary) ** 2, nets)
+def methods(pair, nets: dict, estimators: dict) -> dict[str, tuple[np.ndarray, np.ndarray | None]]:
+    """(phase, coherence or None) of every method on one simulated (single-look) pair."""
+    return run_methods(pair.interferogram, np.abs(pair.reference) ** 2, np.abs(pair.secondary) ** 2, nets,
+                       looks=1.0, looks_estimators=estimators)
 
 
-def score(images: int, size: int, nets: dict) -> dict[str, dict[str, dict[str, float]]]:
+def score(images: int, size: int, nets: dict, estimators: dict) -> dict[str, dict[str, dict[str, float]]]:
     """results[config][method] = mean phase RMSE, SSIM and coherence RMSE over the images."""
     results = {}
     for index, (noise, fringe, strips) in enumerate(CONFIGURATIONS):
         sums: dict[str, dict[str, list[float]]] = {}
         for k in range(images):
             pair = simulate_pair(size, size, noise, fringe, strips, TEST_SEED_BASE + 1000 * index + k)
-            for name, (phase, coherence) in methods(pair, nets).items():
+            for name, (phase, coherence) in methods(pair, nets, estimators).items():
                 m = sums.setdefault(name, {"phase_rmse": [], "ssim": [], "coherence_rmse": []})
                 m["phase_rmse"].append(phase_rmse(phase, pair.clean_phase))
                 m["ssim"].append(phase_ssim(phase, pair.clean_phase))
@@ -168,9 +170,11 @@ def main() -> None:
     MODELS.update({"DeepInSAR 4-ch": args.model_4ch, "DeepInSAR phase-only": args.model_phase})
     args.work.mkdir(parents=True, exist_ok=True)
     torch.set_grad_enabled(False)
-    nets = {name: load_model(path)[0].to(memory_format=torch.channels_last)
-            for name, path in MODELS.items() if path.is_file()}
-    results = score(args.images, args.size, nets)
+    loaded = {name: load_model(path) for name, path in MODELS.items() if path.is_file()}
+    nets = {name: net.to(memory_format=torch.channels_last) for name, (net, _) in loaded.items()}
+    estimators = {name: estimator for name, (net, card) in loaded.items() if net.config.in_channels == 2
+                  and (estimator := LooksCoherence.from_card(card, MODELS[name].name)) is not None}
+    results = score(args.images, args.size, nets, estimators)
     report = [f"Test set: 18 configurations × {args.images} images of {args.size}×{args.size}, seeds 2·10^9 + k."]
     summaries = {}
     for main in nets:

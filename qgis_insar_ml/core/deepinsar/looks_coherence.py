@@ -145,14 +145,20 @@ class LooksCoherence:
     def estimate(self, interferogram: np.ndarray, phase: np.ndarray, head: np.ndarray, valid: np.ndarray,
                  looks: float) -> np.ndarray:
         """γ (float32, 0 where invalid) of one phase-only tile with ``looks`` looks, in row strips in threads."""
-        magnitude = np.abs(interferogram)
-        unit = np.zeros(interferogram.shape, np.complex64)
-        keep = valid & (magnitude > 0)
-        unit[keep] = interferogram[keep] / magnitude[keep]
+        unit, keep = unit_phasor(interferogram, valid)
         gamma = by_row_strips(lambda *strip: self.predict(looks_features(*strip, looks)),
                               (unit, np.asarray(phase, np.float32), np.asarray(head, np.float32), keep), HALO)
         gamma[~keep] = 0.0
         return gamma
+
+
+def unit_phasor(interferogram: np.ndarray, valid: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(exp(iφ) complex64, 0 where not kept; kept = valid with a nonzero interferogram)."""
+    magnitude = np.abs(interferogram)
+    keep = valid & (magnitude > 0)
+    unit = np.zeros(interferogram.shape, np.complex64)
+    unit[keep] = interferogram[keep] / magnitude[keep]
+    return unit, keep
 
 
 def _sigmoid(x: np.ndarray) -> np.ndarray:
@@ -199,10 +205,7 @@ def fit_looks_coherence(model: str | os.PathLike, scenes: int = 400, steps: int 
             else:
                 scene = random_training_scene(FIT_SIZE, scene_seed)
             looks = float(scene.looks[0] * scene.looks[1])
-            unit = np.zeros(scene.interferogram.shape, np.complex64)
-            magnitude = np.abs(scene.interferogram)
-            keep = scene.valid & (magnitude > 0)
-            unit[keep] = scene.interferogram[keep] / magnitude[keep]
+            unit, keep = unit_phasor(scene.interferogram, scene.valid)
             phase, head = filter_arrays(net, InterferogramBlock(unit, None, None, keep), coherence_window=0)
             features = looks_features(unit, phase, head, keep, looks)
             interior = np.zeros(keep.shape, bool)
