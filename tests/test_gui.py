@@ -145,6 +145,29 @@ def test_deepinsar_dialog_with_amplitudes_uses_the_chosen_shipped_model(qtbot, i
     assert np.sqrt(np.mean(error ** 2)) < 0.5
 
 
+def test_deepinsar_dialog_passes_the_looks_of_a_phase_only_input(qtbot, iface, pair_files):
+    from qgis_insar_ml.gui.filter_dialog import FilterDialog
+
+    dialog = FilterDialog(iface, "deepinsar")
+    qtbot.addWidget(dialog)
+    dialog.show()
+    dialog.device.setCurrentIndex(1)
+    dialog.interferogram.set_path(pair_files["ifg"])
+    dialog.looks.setText("four")
+    dialog.run_button.click()
+    qtbot.waitUntil(lambda: dialog.job is None, timeout=TIMEOUT_MS)
+    assert "LOOKS must be rows x columns" in dialog.message.text()
+    dialog.looks.setText("4x1")
+    run_dialog(qtbot, dialog)
+    phase, coherence = group_layers("ifg")
+    assert json.loads(coherence.customProperty("insarml/parameters"))["LOOKS"] == "4x1"
+    assert np.abs(read_band(phase.source())).max() <= np.pi + 1e-6
+    values = read_band(coherence.source())
+    assert 0 <= values.min() and values.max() <= 1 and values.std() > 0
+    dialog.input_kind.setCurrentIndex(1)  # an SLC pair has amplitudes: no looks asked
+    assert not dialog.looks.isVisible()
+
+
 def test_filter_dialog_bad_input_gives_a_message_not_a_traceback(qtbot, iface, pair_files):
     from qgis_insar_ml.gui.filter_dialog import FilterDialog
 

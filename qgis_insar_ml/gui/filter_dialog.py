@@ -1,7 +1,7 @@
 """Filter & coherence: DeepInSAR, Boxcar or Goldstein on an SLC pair or an interferogram."""
 from __future__ import annotations
 
-from qgis.PyQt.QtWidgets import QComboBox, QDoubleSpinBox, QSpinBox
+from qgis.PyQt.QtWidgets import QComboBox, QDoubleSpinBox, QLineEdit, QSpinBox
 
 from ..core.errors import InsarMlError
 from . import settings
@@ -46,6 +46,10 @@ class FilterDialog(ToolDialog):
         self.slc_secondary = RasterInput(is_complex)
         self.model = ModelChooser("deepinsar", "Automatic: the shipped model that fits the inputs")
         self.device = DeviceCombo()
+        self.looks = QLineEdit()
+        self.looks.setPlaceholderText("e.g. 20x4 or 80; empty = unknown")
+        self.looks.setToolTip("The interferogram's number of looks (rows x columns): DeepInSAR's coherence of a "
+                              "phase without amplitudes needs it to tell looks from coherence.")
         self.window = spin(3, 101, 5)
         self.window.setSingleStep(2)
         self.alpha = QDoubleSpinBox()
@@ -60,7 +64,8 @@ class FilterDialog(ToolDialog):
                               ("Reference amplitude (optional)", self.amplitude_reference),
                               ("Secondary amplitude (optional)", self.amplitude_secondary),
                               ("Reference SLC", self.slc_reference), ("Secondary SLC", self.slc_secondary),
-                              ("Model", self.model), ("Device", self.device), ("Window [px, odd]", self.window),
+                              ("Model", self.model), ("Device", self.device),
+                              ("Looks of a phase-only input", self.looks), ("Window [px, odd]", self.window),
                               ("Alpha (strength)", self.alpha), ("Extent", self.extent)):
             self.form.addRow(label, widget)
         self.output_folder = self.add_output_folder("filter_output_folder")
@@ -79,6 +84,7 @@ class FilterDialog(ToolDialog):
         method, pair = self.method.currentData(), self.input_kind.currentData() == SLC_PAIR
         self.needs_torch = method == "deepinsar"
         for widget, shown in ((self.model, method == "deepinsar"), (self.device, method == "deepinsar"),
+                              (self.looks, method == "deepinsar" and not pair),
                               (self.window, method == "boxcar"), (self.alpha, method == "goldstein"),
                               (self.interferogram, not pair), (self.amplitude_reference, not pair),
                               (self.amplitude_secondary, not pair), (self.slc_reference, pair),
@@ -129,6 +135,8 @@ class FilterDialog(ToolDialog):
         parameters["OUTPUT_COHERENCE"] = self.destination(self.output_folder, f"{name}_{method}_coherence")
         if method == "deepinsar":
             parameters.update(MODEL=self.model.path() or "", DEVICE=self.device.device())
+            if self.looks.isVisible() and self.looks.text().strip():
+                parameters["LOOKS"] = self.looks.text().strip()
         elif method == "boxcar":
             if self.window.value() % 2 == 0:
                 raise InsarMlError(f"The window must be an odd number of pixels, not {self.window.value()}.")
