@@ -43,7 +43,7 @@ def run_methods(ifg: np.ndarray, power_reference: np.ndarray, power_secondary: n
             block = InterferogramBlock(np.exp(1j * np.angle(ifg)).astype(np.complex64), None, None, valid)
         phase, coherence = filter_arrays(net, block)
         estimator = (looks_estimators or {}).get(name)
-        if estimator is not None and looks is not None and block.power_reference is None:
+        if estimator is not None and looks is not None:  # phase-only nets only have estimators
             out[f"{name}, head"] = (phase, coherence)
             coherence = estimator.estimate(block.interferogram, phase, coherence, valid, looks)
         out[name] = (phase, coherence)

@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import subprocess
+import sys
 from functools import partial
 
 import numpy as np
@@ -16,12 +18,14 @@ from qgis_insar_ml.core.deepinsar.looks_coherence import (CARD_KEY, LooksCoheren
 from qgis_insar_ml.core.deepinsar.modelfile import load_model
 from qgis_insar_ml.core.errors import InsarMlError
 from qgis_insar_ml.core.inputs import InterferogramBlock, InterferogramSource
+from qgis_insar_ml.core.products import open_product
 from qgis_insar_ml.core.realistic_simulator import simulate_realistic_pair
-from qgis_insar_ml.core.stack import StackFilter
+from qgis_insar_ml.core.stack import StackFilter, filter_stack
 
-from conftest import read_band, write_raster
+from conftest import REPO, read_band, write_raster
 from test_deepinsar import SHIPPED_4CH, SHIPPED_PHASE, _tiny_model
 from test_processing import run
+from test_stack import PAIRS, make_frame, outputs, phase_input
 
 INTERIOR = slice(24, -24)
 
@@ -140,3 +144,17 @@ def test_a_damaged_estimator_in_a_card_is_named():
     card[CARD_KEY]["layers"][0]["bias"] = [0.0]
     with pytest.raises(InsarMlError, match="invalid 'looks_coherence' entry.*fit-looks-coherence"):
         LooksCoherence.from_card(card, SHIPPED_PHASE.name)
+
+
+def test_a_stack_with_looks_matches_the_single_pair_and_other_looks_filter_it_again(tmp_path):
+    frame = make_frame(tmp_path)
+    filter_stack(str(frame), StackFilter(looks=4.0, device="cpu"), workers=0)
+    single = filter_deepinsar_raster(open_product(str(phase_input(frame, PAIRS[0]))).source(), device="cpu",
+                                     output_coherence=str(tmp_path / "single_coh.tif"), looks=4.0)
+    np.testing.assert_array_equal(read_band(str(outputs(frame, PAIRS[0])[1])), read_band(single["OUTPUT_COHERENCE"]))
+    log: list[str] = []
+    filter_stack(str(frame), StackFilter(device="cpu"), workers=0, log=log.append)
+    assert any("other settings (LOOKS)" in line for line in log)
+    bad = subprocess.run([sys.executable, "-m", "qgis_insar_ml", "filter", str(frame), "--looks", "four",
+                          "--workers", "0"], cwd=REPO, capture_output=True, text=True, timeout=60)
+    assert bad.returncode == 2 and "LOOKS must be rows x columns" in bad.stderr and "Traceback" not in bad.stderr

@@ -142,8 +142,10 @@ def compensated_coherence(ifg: np.ndarray, phase: np.ndarray, window: int, power
                          window // 2 + smoothing // 2)
 
 
-def _compensated_coherence(ifg: np.ndarray, phase: np.ndarray, power_reference: np.ndarray,
-                           power_secondary: np.ndarray, window: int, smoothing: int) -> np.ndarray:
+def compensated_phasor(ifg: np.ndarray, phase: np.ndarray, smoothing: int = COMPENSATION_SMOOTHING
+                       ) -> tuple[np.ndarray, np.ndarray]:
+    """(real, imaginary) float32 of ``ifg · exp(−i·angle(box mean of exp(i·phase)))``: the
+    interferogram with the (``smoothing``-box averaged) phase removed; no smoothing for 1."""
     cos, sin = np.cos(phase), np.sin(phase)
     if smoothing > 1:  # the unit phasor of the box mean; angle 0 where the mean is 0, as np.angle
         cos, sin = window_mean(cos, smoothing), window_mean(sin, smoothing)
@@ -154,7 +156,13 @@ def _compensated_coherence(ifg: np.ndarray, phase: np.ndarray, power_reference: 
         cos /= norm
         sin /= norm
     real, imag = np.asarray(ifg.real, np.float32), np.asarray(ifg.imag, np.float32)
-    numerator = np.hypot(window_mean(real * cos + imag * sin, window), window_mean(imag * cos - real * sin, window))
+    return real * cos + imag * sin, imag * cos - real * sin
+
+
+def _compensated_coherence(ifg: np.ndarray, phase: np.ndarray, power_reference: np.ndarray,
+                           power_secondary: np.ndarray, window: int, smoothing: int) -> np.ndarray:
+    real, imag = compensated_phasor(ifg, phase, smoothing)
+    numerator = np.hypot(window_mean(real, window), window_mean(imag, window))
     # √ΣP1 · √ΣP2: the product of the sums could overflow float32 for bright scatterers.
     denominator = np.sqrt(window_mean(np.asarray(power_reference, np.float32), window))
     denominator *= np.sqrt(window_mean(np.asarray(power_secondary, np.float32), window))
