@@ -155,7 +155,8 @@ def main(argv: list[str] | None = None) -> int:
                             "signals) among the simulated ones; the rest come from the paper's simulator")
     train.add_argument("--workers", type=int, default=0,
                        help="processes that simulate batches ahead (simulation limits the speed on a GPU)")
-    train.add_argument("--init", help="start from this model file's weights (fine-tuning, same architecture)")
+    train.add_argument("--init", help="start from this model file's weights (fine-tuning; the same architecture, "
+                       "or one that adds dense layers after its own: --dilations)")
     train.add_argument("--max-minutes", type=float, help="stop after this long, keeping the best validated state")
     train.add_argument("--unbalanced", action="store_true",
                        help="plain eq. 9 phase loss instead of each patch's error relative to its own noise")

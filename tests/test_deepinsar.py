@@ -5,6 +5,7 @@ import os
 import pickle
 import subprocess
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -13,12 +14,13 @@ import torch
 
 from qgis_insar_ml.core.classical import filter_boxcar_raster
 from qgis_insar_ml.core.deepinsar.data import SimulatedPatches
+from qgis_insar_ml.core.deepinsar.fringes import network_input
 from qgis_insar_ml.core.deepinsar.inference import filter_arrays, filter_deepinsar_raster
 from qgis_insar_ml.core.deepinsar.model import (DEFAULT_CONFIG, PAPER_CONFIG, DeepInsarConfig, DeepInsarNet,
                                                 receptive_field)
 from qgis_insar_ml.core.deepinsar.modelfile import load_model, save_model
 from qgis_insar_ml.core.deepinsar.observation import AmplitudeStats, make_observation, normalize_amplitude
-from qgis_insar_ml.core.deepinsar.training import TrainSettings, train_deepinsar
+from qgis_insar_ml.core.deepinsar.training import TrainSettings, start_from, train_deepinsar
 from qgis_insar_ml.core.errors import Cancelled, InsarMlError
 from qgis_insar_ml.core.evaluation import evaluate_rasters
 from qgis_insar_ml.core.filters import boxcar, compensated_coherence
@@ -239,7 +241,7 @@ def test_shipped_model_tiled_and_untiled_outputs_agree_away_from_the_edges(tmp_p
                               amplitude_secondary=write_raster(tmp_path / "a2.tif", np.sqrt(scene.power_secondary)))
     whole = filter_deepinsar_raster(src, str(SHIPPED_4CH), tile_size=512, output_phase=str(tmp_path / "whole.tif"),
                                     output_coherence=str(tmp_path / "whole_c.tif"))
-    tiled = filter_deepinsar_raster(src, str(SHIPPED_4CH), tile_size=160, batch_size=2,
+    tiled = filter_deepinsar_raster(src, str(SHIPPED_4CH), tile_size=208, batch_size=2,
                                     output_phase=str(tmp_path / "tiled.tif"), output_coherence=str(tmp_path / "tiled_c.tif"))
     inner = (slice(16, -16), slice(16, -16))
     diff = np.angle(np.exp(1j * (read_band(whole["OUTPUT_PHASE"]) - read_band(tiled["OUTPUT_PHASE"]))))[inner]
@@ -440,3 +442,27 @@ def test_init_starts_from_a_model_files_weights(tmp_path):
     with pytest.raises(InsarMlError, match="another architecture"):
         train_deepinsar(tiny_settings(tmp_path, output=str(tmp_path / "bad.safetensors"), init=other),
                         log=lambda m: None)
+
+
+def test_init_grows_a_donor_by_dense_layers_that_start_out_silent(tmp_path):
+    """Dense layers appended after the donor's (and fringe-adaptive inputs it lacked) join
+    it with zero weight: the grown network starts out computing the donor's outputs."""
+    donor = train_deepinsar(tiny_settings(tmp_path, output=str(tmp_path / "donor.safetensors")), log=lambda m: None)
+    for deeper in (replace(TINY, dilations=TINY.dilations + (1, 1), fringe_windows=((9, 3),)),
+                   replace(DEFAULT_CONFIG, in_channels=4, dilations=DEFAULT_CONFIG.dilations + (1,))):
+        logged: list[str] = []
+        donor_path = donor.model if deeper.upsample == TINY.upsample else str(SHIPPED_4CH)
+        grown = DeepInsarNet(deeper)
+        start_from(grown, donor_path, logged.append)
+        assert any("new dense layer(s)" in line for line in logged)
+        old = load_model(donor_path)[0].eval()
+        observation = make_observation(np.angle(simulate_pair(48, 48, "S2", "F2", False, 3).interferogram),
+                                       (np.ones((48, 48), np.float32), np.ones((48, 48), np.float32)))
+        x = torch.from_numpy(network_input(observation, deeper.fringe_windows))[None]
+        with torch.no_grad():
+            for before, after in zip(old(x[:, :old.config.network_inputs]), grown.eval()(x)):
+                assert torch.allclose(before, after, atol=1e-5)
+    shallower = replace(TINY, dilations=(1,))
+    with pytest.raises(InsarMlError, match="another architecture"):
+        train_deepinsar(tiny_settings(tmp_path, output=str(tmp_path / "bad.safetensors"), architecture=shallower,
+                                      init=donor.model), log=lambda m: None)

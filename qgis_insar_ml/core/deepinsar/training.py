@@ -58,7 +58,7 @@ class TrainSettings:
     realistic: float = 0.0                 # share of realistic-simulator scenes among the simulated ones
     workers: int = 0                       # processes simulating batches ahead (0: in this process, as in QGIS)
     time_limit_s: float | None = None      # stop (like an early stop) after this long; None: no limit
-    init: str | None = None                # start from this model's weights (fine-tuning; same architecture)
+    init: str | None = None                # start from this model's weights (fine-tuning; see start_from)
 
     @property
     def objective(self) -> str:
@@ -158,7 +158,7 @@ def train_deepinsar(settings: TrainSettings, progress: Progress | None = None,
     config = settings.config()
     net = DeepInsarNet(config)
     if settings.init and not settings.resume:
-        _start_from(net, settings.init, log)
+        start_from(net, settings.init, log)
     net = net.to(device).to(memory_format=torch.channels_last)
     optimizer = torch.optim.Adam(net.parameters(), lr=settings.learning_rate)
     data = _data(settings)
@@ -306,30 +306,43 @@ def _card(settings: TrainSettings, steps: int, best: float) -> dict:
                          "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")}}
 
 
-def _start_from(net: DeepInsarNet, path: str, log: Callable[[str], None]) -> None:
+def start_from(net: DeepInsarNet, path: str, log: Callable[[str], None]) -> None:
     """Load a model file's weights into ``net``: a new schedule and optimiser on old weights.
 
-    A donor without the fringe-adaptive inputs of ``net`` (otherwise the same architecture)
-    is widened: they start with zero weights, so the network starts out computing exactly
-    what the donor did and learns to use them.
+    A donor that ``net`` extends is grown: the fringe-adaptive inputs it lacks, and dense
+    layers appended after its own (same dilations first), start with zero weight where
+    they join the donor's layers (the stem, the transition), so the network starts out
+    computing exactly what the donor did and learns to use them.
     """
     donor, _ = load_model(path)
-    windows = net.config.fringe_windows
-    if donor.config.fringe_windows not in ((), windows) or replace(donor.config, fringe_windows=windows) != net.config:
+    old, new = donor.config, net.config
+    grown_inputs = old.fringe_windows in ((), new.fringe_windows)
+    grown_layers = new.dilations[:old.layers] == old.dilations
+    if not (grown_inputs and grown_layers and
+            replace(old, fringe_windows=new.fringe_windows, dilations=new.dilations) == new):
         raise InsarMlError(f"The model {Path(path).name} has another architecture than the one to train; "
-                           "fine-tune with the same architecture and input kind.")
-    net.load_state_dict(_widened(donor.state_dict(), donor.config, net.config))
-    log(f"Starting from the weights of {Path(path).name}.")
+                           "fine-tune with the same architecture and input kind (or one that only adds "
+                           "fringe-adaptive inputs or dense layers after its own).")
+    net.load_state_dict(_grown(donor.state_dict(), net.state_dict()))
+    added = new.layers - old.layers
+    log(f"Starting from the weights of {Path(path).name}" + (f", with {added} new dense layer(s)." if added else "."))
 
 
-def _widened(old: dict, old_config: DeepInsarConfig, new_config: DeepInsarConfig) -> dict:
-    """``old`` weights with the stem's extra input channels (the fringe-adaptive averages,
-    which only the stem reads) at zero weight."""
-    added = new_config.network_inputs - old_config.network_inputs
-    if not added:
-        return old
-    stem = old["stem.weight"]
-    return {**old, "stem.weight": torch.cat([stem, stem.new_zeros((stem.shape[0], added) + stem.shape[2:])], dim=1)}
+def _grown(old: dict, fresh: dict) -> dict:
+    """``old`` weights inside the shapes of ``fresh`` (a network that extends the donor):
+    a tensor that grew keeps the donor's values in its leading slice; a convolution's new
+    input channels get zero weight, a BatchNorm's new channels and new layers their fresh
+    initialisation (unused until those zero weights move)."""
+    grown = {}
+    for key, value in fresh.items():
+        donor = old.get(key)
+        if donor is None or donor.shape == value.shape:
+            grown[key] = value if donor is None else donor
+            continue
+        merged = torch.zeros_like(value) if value.dim() == 4 else value.clone()
+        merged[tuple(slice(0, n) for n in donor.shape)] = donor
+        grown[key] = merged
+    return grown
 
 
 def _save_checkpoint(settings, rank, net, optimizer, step, history, best, best_state, bad_rounds) -> None:
