@@ -188,6 +188,8 @@ def fit_looks_coherence(model: str | os.PathLike, scenes: int = 400, steps: int 
     started = time.perf_counter()
     rng = np.random.default_rng(seed)
     inputs, targets = [], []
+    interior = np.zeros((FIT_SIZE, FIT_SIZE), bool)  # pixels whose feature windows lie inside the scene
+    interior[HALO:-HALO, HALO:-HALO] = True
     with torch.no_grad():
         for k in range(scenes):
             scene_seed = int(rng.integers(2**31))
@@ -202,8 +204,6 @@ def fit_looks_coherence(model: str | os.PathLike, scenes: int = 400, steps: int 
             unit, keep = unit_phasor(scene.interferogram, scene.valid)
             phase, head = filter_arrays(net, InterferogramBlock(unit, None, None, keep), coherence_window=0)
             features = looks_features(unit, phase, head, keep, looks)
-            interior = np.zeros(keep.shape, bool)
-            interior[HALO:-HALO, HALO:-HALO] = True
             candidates = np.flatnonzero((keep & interior).ravel())
             if candidates.size == 0:
                 continue

@@ -336,12 +336,13 @@ def _grown(old: dict, fresh: dict) -> dict:
     grown = {}
     for key, value in fresh.items():
         donor = old.get(key)
-        if donor is None or donor.shape == value.shape:
-            grown[key] = value if donor is None else donor
-            continue
-        merged = torch.zeros_like(value) if value.dim() == 4 else value.clone()
-        merged[tuple(slice(0, n) for n in donor.shape)] = donor
-        grown[key] = merged
+        if donor is None:
+            grown[key] = value
+        elif donor.shape == value.shape:
+            grown[key] = donor
+        else:
+            grown[key] = torch.zeros_like(value) if value.dim() == 4 else value.clone()
+            grown[key][tuple(slice(0, n) for n in donor.shape)] = donor
     return grown
 
 
