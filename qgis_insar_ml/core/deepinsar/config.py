@@ -65,7 +65,7 @@ UPSAMPLING = ("smooth", "shuffle")
 PAPER_CONFIG = DeepInsarConfig(stem_channels=64, downsample=1, growth=32, bottleneck=4,
                                dilations=(1,) * 10, head_channels=64)
 DEFAULT_CONFIG = DeepInsarConfig(stem_channels=8, downsample=4, growth=16, bottleneck=2,
-                                 dilations=(1, 2, 4, 1, 2, 4, 1, 1, 1, 1), head_channels=16, upsample="smooth",
+                                 dilations=(1, 2, 4, 1, 2, 4) + (1,) * 8, head_channels=16, upsample="smooth",
                                  refine_layers=2, fringe_windows=((9, 3), (9, 5)))
 
 
