@@ -91,7 +91,7 @@ def test_openvino_and_torch_give_the_same_rasters_and_the_conversion_is_cached(t
     assert any("converted the model once" in m for m in logs["openvino1"])
     assert not any("converted" in m for m in logs["openvino2"])  # read back from the cache
     assert list((tmp_path / "cache" / "openvino").glob("deepinsar-*.xml"))
-    assert list((tmp_path / "cache" / "openvino" / "compiled").glob("*.blob"))  # openvino2 loaded its compilation
+    assert list((tmp_path / "cache" / "openvino" / "compiled").glob("*.blob"))  # the compilations are kept too
     torch_phase, ov_phase = read_band(outputs["torch0"]["OUTPUT_PHASE"]), read_band(outputs["openvino2"]["OUTPUT_PHASE"])
     torch_coh, ov_coh = read_band(outputs["torch0"]["OUTPUT_COHERENCE"]), read_band(outputs["openvino2"]["OUTPUT_COHERENCE"])
     assert np.isfinite(ov_phase).all() and _wrapped_rms(ov_phase, torch_phase) < 1e-4

@@ -14,7 +14,8 @@ and torch versions, so only the first run of a model pays the conversion (1–3 
 model is read and run without importing torch (:func:`cached_cpu_runner`): the import
 alone costs about 0.9 s and 190 MB, a fifth of a 4 Mpx run, so this module and
 :mod:`.inference` import torch only where a run needs it. If the cache cannot be written
-the model is kept in memory only.
+the model is kept in memory only. OpenVINO's own compilations of it (one per precision) are
+cached beside it, in ``openvino/compiled`` (:func:`_cache_compiled_models`).
 
 ``INSARML_CPU_RUNTIME`` = ``auto`` (default: OpenVINO when importable, else torch),
 ``torch`` or ``openvino`` (an error when it is not installed) selects the CPU runtime;
